@@ -1,0 +1,51 @@
+"""cyclescope: find, explain and guard against reference cycles in Python programs.
+
+Public API::
+
+    with cyclescope.capture() as cap:
+        ...
+    print(cap.report())
+
+    report = cyclescope.cycles_created_by(fn, *args, **kwargs)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__all__ = [
+    "Capture",
+    "CaptureWarning",
+    "Group",
+    "Report",
+    "Step",
+    "capture",
+    "cycles_created_by",
+]
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Capture": "cyclescope.capture",
+    "CaptureWarning": "cyclescope.capture",
+    "capture": "cyclescope.capture",
+    "cycles_created_by": "cyclescope.capture",
+    "Group": "cyclescope.report.model",
+    "Report": "cyclescope.report.model",
+    "Step": "cyclescope.report.model",
+}
+
+if TYPE_CHECKING:
+    from cyclescope.capture import Capture, CaptureWarning, capture, cycles_created_by
+    from cyclescope.report.model import Group, Report, Step
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy re-exports keep ``import cyclescope`` cheap inside someone else's process.
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cyclescope' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

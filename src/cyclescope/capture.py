@@ -1,0 +1,338 @@
+"""Capturing the cyclic garbage that a block of code creates.
+
+How it works: while at least one capture is active, ``gc.DEBUG_SAVEALL`` is on
+and one callback sits in ``gc.callbacks``. Every collection, automatic or
+explicit, in any thread, then appends what it found unreachable to
+``gc.garbage``; the callback moves those objects into the store of every active
+capture and takes them out of ``gc.garbage`` again (unless the user had
+``DEBUG_SAVEALL`` on, in which case ``gc.garbage`` is left as the user expects).
+When a capture ends it collects once more, builds its report (strings and numbers
+only) and drops its store; the last capture to end restores the gc settings,
+collects the released objects for real and thaws what it froze.
+
+Two strategies set what "before the block" means:
+
+* ``freeze=False`` (default, exact): a full ``gc.collect()`` at entry disposes of
+  garbage made before the block; costs one full collection at each end.
+* ``freeze=True`` (fast): ``gc.freeze()`` at entry moves every existing object
+  out of the collector's sight, so the collections during and after the block
+  only traverse what the block allocated; costs what the block creates, not what
+  the process holds. It misses a cycle that runs through an object created
+  before the block (the collector treats frozen objects as alive and never looks
+  at them). When the process already froze objects itself (``gc.get_freeze_count()``
+  is not zero, as in pre-fork servers), freezing is not used, since thawing ours
+  would thaw the host's too; the exact strategy runs instead.
+
+Memory stays bounded: when a capture holds more than ``max_objects`` objects it
+summarises them into groups, releases them, and pauses recording until a full
+collection has freed them (counted, not analysed, in the report's totals).
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import threading
+import warnings
+from typing import Any, Callable, Iterable, TypeVar
+
+from cyclescope._gcstate import GcState
+
+__all__ = ["Capture", "capture", "cycles_created_by", "DEFAULT_MAX_OBJECTS", "CaptureWarning"]
+
+#: Objects a capture holds before it summarises and releases them.
+DEFAULT_MAX_OBJECTS = 1_000_000
+
+T = TypeVar("T")
+
+
+class CaptureWarning(RuntimeWarning):
+    """Something limited what a capture could record (memory cap, pause)."""
+
+
+class _Collector:
+    """The single gc callback shared by every active capture of the process."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.active: list[Capture] = []
+        self.saved: GcState | None = None
+        self.froze = False
+        self.user_saveall = False
+        self.paused = False  # DEBUG_SAVEALL off until a full collection frees released objects
+        self.release_pending = 0  # released objects the pause is waiting to see freed
+        self._garbage_base = 0
+        self.errors: list[str] = []
+
+    # -- lifetime ---------------------------------------------------------------
+
+    def start(self, capture: "Capture") -> None:
+        with self.lock:
+            if self.active:
+                # Garbage made before this (nested) capture belongs to the outer ones.
+                gc.collect()
+                self.active.append(capture)
+                capture.strategy = self.active[0].strategy
+                return
+            self.saved = GcState.save()
+            self.user_saveall = bool(self.saved.debug & gc.DEBUG_SAVEALL)
+            self.paused = False
+            self.release_pending = 0
+            self.errors = []
+            strategy = "exact"
+            if capture.freeze_requested and gc.get_freeze_count() == 0:
+                gc.freeze()
+                self.froze = True
+                strategy = "freeze"
+            else:
+                gc.collect()
+            capture.strategy = strategy
+            self.active.append(capture)
+            try:
+                gc.set_debug(self.saved.debug | gc.DEBUG_SAVEALL)
+                gc.callbacks.append(self.on_gc)
+            except BaseException:
+                self._teardown()
+                raise
+
+    def finish(self, capture: "Capture") -> None:
+        """Flush the garbage made so far, and detach ``capture``."""
+        with self.lock:
+            try:
+                gc.collect()
+            finally:
+                if capture in self.active:
+                    self.active.remove(capture)
+                if not self.active:
+                    self._teardown()
+
+    def _teardown(self) -> None:
+        try:
+            while self.on_gc in gc.callbacks:
+                gc.callbacks.remove(self.on_gc)
+        finally:
+            if self.saved is not None:
+                self.saved.restore()
+            self.saved = None
+            self.paused = False
+
+    def release(self) -> None:
+        """Free what the last capture let go, then thaw what was frozen for it."""
+        with self.lock:
+            if self.active:
+                return
+            try:
+                gc.collect()
+            finally:
+                if self.froze:
+                    self.froze = False
+                    gc.unfreeze()
+
+    # -- the callback -------------------------------------------------------------
+
+    def on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        # Runs inside someone else's collection: it must never raise.
+        try:
+            if phase == "start":
+                self._garbage_base = len(gc.garbage)
+                return
+            self._on_stop(info)
+        except BaseException as exc:  # noqa: BLE001 - a gc callback must not propagate
+            self.errors.append(f"{type(exc).__name__} in the gc callback: {exc}")
+
+    def _on_stop(self, info: dict[str, Any]) -> None:
+        garbage = gc.garbage
+        base = min(self._garbage_base, len(garbage))
+        new = garbage[base:]
+        if not self.user_saveall:
+            del garbage[base:]
+        active = list(self.active)
+        if self.paused:
+            freed = int(info.get("collected", 0)) - len(new)
+            released = min(freed, self.release_pending)
+            self.release_pending -= released
+            for cap in active:
+                cap.unanalysed += freed - released
+            if info.get("generation") == 2 and any(cap.recording for cap in active):
+                self._set_saveall(True)
+        if new:
+            over_cap = False
+            for cap in active:
+                if cap.recording:
+                    cap.collections += 1
+                    cap.store.extend(new)
+                    over_cap = over_cap or len(cap.store) > cap.max_objects
+            del new
+            if over_cap:
+                for cap in active:
+                    if cap.recording and len(cap.store) > cap.max_objects:
+                        self.release_pending += cap.spill()
+                # Released objects are cycles again: let a full collection free them
+                # instead of saving them a second time.
+                self._set_saveall(False)
+        if not any(cap.recording for cap in active):
+            self._set_saveall(False)
+
+    def _set_saveall(self, on: bool) -> None:
+        if self.user_saveall or self.saved is None:
+            return  # the user's own DEBUG_SAVEALL stays as they set it
+        self.paused = not on
+        debug = self.saved.debug | gc.DEBUG_SAVEALL if on else self.saved.debug & ~gc.DEBUG_SAVEALL
+        gc.set_debug(debug)
+
+
+_COLLECTOR = _Collector()
+
+
+class Capture:
+    """Records the cyclic garbage created while it is active; see :func:`capture`.
+
+    After the ``with`` block, :meth:`report` gives the findings; with
+    ``keep=True``, :attr:`objects` holds the captured objects themselves.
+    """
+
+    def __init__(
+        self,
+        *,
+        keep: bool = False,
+        freeze: bool = False,
+        max_objects: int = DEFAULT_MAX_OBJECTS,
+        types: Iterable[str] | None = None,
+        include_noise: bool = False,
+    ) -> None:
+        if max_objects < 1:
+            raise ValueError("max_objects must be at least 1")
+        self.keep = keep
+        self.freeze_requested = freeze
+        self.max_objects = max_objects
+        self.type_patterns = tuple(types or ())
+        self.include_noise = include_noise
+        self.strategy = ""
+        self.store: list[Any] = []
+        self.recording = False
+        self.collections = 0
+        self.unanalysed = 0
+        self.objects: list[Any] = []
+        self._partials: list[Any] = []
+        self._report: Any = None
+        self._warnings: list[str] = []
+        self._entered = False
+
+    def __enter__(self) -> "Capture":
+        if self._entered:
+            raise RuntimeError("a Capture can be used only once")
+        self._entered = True
+        _COLLECTOR.start(self)
+        self.recording = True
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            _COLLECTOR.finish(self)
+        finally:
+            self.recording = False
+            try:
+                self._build_report()
+            finally:
+                if self.keep:
+                    self.objects = self.store
+                self.store = []
+                _COLLECTOR.release()
+
+    def spill(self) -> int:
+        """Summarise and drop what the store holds (called when over the cap).
+
+        Returns how many objects were let go. With ``keep=True`` nothing is let
+        go: recording stops instead.
+        """
+        if self.keep:
+            self.recording = False
+            self._warnings.append(
+                f"stopped recording after {len(self.store):,} objects (max_objects reached with keep=True)"
+            )
+            return 0
+        from cyclescope.explain.cycles import analyse
+
+        released = len(self.store)
+        self._partials.append(analyse(self.store, self._analysis_options()))
+        self._warnings.append(
+            f"held more than {self.max_objects:,} objects: summarised and released them early"
+        )
+        self.store = []
+        return released
+
+    def _analysis_options(self) -> Any:
+        from cyclescope.explain.cycles import AnalysisOptions
+
+        return AnalysisOptions(types=self.type_patterns, include_noise=self.include_noise)
+
+    def _build_report(self) -> None:
+        from cyclescope.explain.cycles import analyse, merge_analyses
+        from cyclescope.report.model import build_report
+
+        problems = list(self._warnings) + list(_COLLECTOR.errors)
+        try:
+            parts = self._partials + [analyse(self.store, self._analysis_options())]
+        except Exception as exc:  # the host program must not crash because of us
+            parts = self._partials
+            problems.append(f"analysis failed: {type(exc).__name__}: {exc}")
+        self._partials = []
+        merged = merge_analyses(parts)
+        merged.totals.collections = self.collections
+        merged.totals.unanalysed_objects = self.unanalysed
+        self._report = build_report(merged.groups, merged.totals, strategy=self.strategy, warnings=problems)
+        for message in problems:
+            warnings.warn(f"cyclescope: {message}", CaptureWarning, stacklevel=3)
+
+    def report(self) -> Any:
+        """The report of what was captured (after the ``with`` block has ended)."""
+        if self._report is None:
+            raise RuntimeError("the capture is still running: call report() after the with block")
+        return self._report
+
+
+def capture(
+    *,
+    keep: bool = False,
+    freeze: bool = False,
+    max_objects: int = DEFAULT_MAX_OBJECTS,
+    types: Iterable[str] | None = None,
+    include_noise: bool = False,
+) -> Capture:
+    """Capture every object that becomes cyclic garbage while the ``with`` block runs.
+
+    ``with cyclescope.capture() as cap: ...`` then ``cap.report()``.
+
+    :param keep: hand the captured objects to the caller as ``cap.objects``
+        (otherwise they are released as soon as the report is built).
+    :param freeze: use ``gc.freeze()`` so the cost follows what the block creates,
+        not the size of the heap; misses cycles through objects made before the block.
+    :param max_objects: past this many captured objects, summarise and release.
+    :param types: only report components holding an object whose type matches one
+        of these shell patterns (qualified or bare class name), each shown by its
+        shortest cycle through that type.
+    :param include_noise: also report cycles the interpreter or cyclescope makes.
+    """
+    return Capture(
+        keep=keep, freeze=freeze, max_objects=max_objects, types=types, include_noise=include_noise
+    )
+
+
+def cycles_created_by(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Any:
+    """Run ``fn(*args, **kwargs)`` under :func:`capture` and return the report.
+
+    When ``fn`` returns a coroutine it is run to completion with ``asyncio.run``.
+    """
+    import asyncio
+    import inspect
+
+    with capture() as cap:
+        result = fn(*args, **kwargs)
+        if inspect.iscoroutine(result):
+            asyncio.run(result)
+        del result
+    return cap.report()
+
+
+if sys.version_info < (3, 10):  # pragma: no cover
+    raise ImportError("cyclescope needs Python 3.10 or newer")

@@ -1,0 +1,202 @@
+"""Safe short descriptions of objects: type names, code locations, keys, redaction.
+
+Nothing here runs user code. Type and function names are read through the C
+getters of ``type`` and code objects (a metaclass cannot intercept them); source
+lines come from ``linecache`` by file name only; values are shown only when they
+are plain built-in scalars, bounded in length, with secrets redacted.
+"""
+
+from __future__ import annotations
+
+import linecache
+import os
+import re
+import sys
+import types
+from dataclasses import dataclass
+
+__all__ = [
+    "type_name",
+    "short_type_name",
+    "type_module",
+    "CodeSite",
+    "code_site",
+    "short_path",
+    "format_key",
+    "redact",
+]
+
+_TYPE_QUALNAME = type.__dict__["__qualname__"]
+_TYPE_MODULE = type.__dict__["__module__"]
+_MAX_SHOWN = 60
+
+
+def type_module(tp: type) -> str:
+    """The module a type was defined in, or '' when it does not say."""
+    try:
+        module = _TYPE_MODULE.__get__(tp)
+    except Exception:
+        return ""
+    return module if isinstance(module, str) else ""
+
+
+def type_name(tp: type) -> str:
+    """Qualified name of a type: ``module.QualName``, bare for builtins."""
+    try:
+        qualname = _TYPE_QUALNAME.__get__(tp)
+    except Exception:
+        qualname = "?"
+    if not isinstance(qualname, str):
+        qualname = "?"
+    module = type_module(tp)
+    if not module or module == "builtins":
+        return qualname
+    return f"{module}.{qualname}"
+
+
+def short_type_name(tp: type) -> str:
+    """The bare qualified name of a type, without its module."""
+    name = type_name(tp)
+    module = type_module(tp)
+    if module and name.startswith(module + "."):
+        return name[len(module) + 1 :]
+    return name
+
+
+@dataclass(frozen=True)
+class CodeSite:
+    """Where a frame, traceback or function is: code name, file, line and its text."""
+
+    function: str
+    filename: str
+    lineno: int
+    source: str
+
+    @property
+    def location(self) -> str:
+        """``file:line`` with the full file name."""
+        return f"{self.filename}:{self.lineno}"
+
+
+def _code_qualname(code: types.CodeType) -> str:
+    return getattr(code, "co_qualname", code.co_name)
+
+
+def code_site(obj: object) -> CodeSite | None:
+    """The code site of a frame, traceback, function, method, generator or coroutine."""
+    try:
+        if isinstance(obj, types.TracebackType):
+            frame = obj.tb_frame
+            return _site(frame.f_code, obj.tb_lineno)
+        if isinstance(obj, types.FrameType):
+            return _site(obj.f_code, obj.f_lineno)
+        if isinstance(obj, types.MethodType):
+            obj = obj.__func__
+        if isinstance(obj, types.FunctionType):
+            code = obj.__code__
+            return _site(code, code.co_firstlineno)
+        code = _generator_code(obj)
+        if code is not None:
+            return _site(code, code.co_firstlineno)
+    except Exception:
+        return None
+    return None
+
+
+def _generator_code(obj: object) -> types.CodeType | None:
+    if isinstance(obj, types.GeneratorType):
+        return obj.gi_code
+    if isinstance(obj, types.CoroutineType):
+        return obj.cr_code
+    if isinstance(obj, types.AsyncGeneratorType):
+        return obj.ag_code
+    return None
+
+
+def _site(code: types.CodeType, lineno: int | None) -> CodeSite:
+    line = lineno or code.co_firstlineno
+    source = linecache.getline(code.co_filename, line).strip() if line else ""
+    return CodeSite(_code_qualname(code), code.co_filename, line, source)
+
+
+def short_path(filename: str) -> str:
+    """A file name shortened for display: relative to site-packages, the stdlib or the cwd."""
+    best = filename
+    for base in _display_bases():
+        if base and filename.startswith(base + os.sep):
+            candidate = filename[len(base) + 1 :]
+            if len(candidate) < len(best):
+                best = candidate
+    return best
+
+
+def _display_bases() -> list[str]:
+    bases = [p for p in sys.path if p and ("site-packages" in p or "dist-packages" in p)]
+    bases.append(os.path.dirname(os.__file__))
+    try:
+        bases.append(os.getcwd())
+    except OSError:
+        pass
+    return bases
+
+
+# -- keys and values ------------------------------------------------------------------
+
+_IDENTIFIER_LIKE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}\Z")
+_VARYING = re.compile(r"\d{3,}|0x[0-9a-fA-F]+|[0-9a-fA-F]{8,}")
+_SECRET_SHAPES = [
+    re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"),
+    re.compile(r"(?i)([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@"),
+    re.compile(r"(?i)([?&](?:access_token|token|key|api_key|apikey|password|secret|sig|signature)=)[^&\s]+"),
+    re.compile(r"\b[A-Za-z0-9_\-]{32,}\b"),
+]
+
+
+def redact(text: str) -> str:
+    """``text`` with credentials, tokens and long secret-looking strings replaced."""
+    text = _SECRET_SHAPES[0].sub(lambda m: m.group(1) + " <redacted>", text)
+    text = _SECRET_SHAPES[1].sub(lambda m: m.group(1) + "<redacted>@", text)
+    text = _SECRET_SHAPES[2].sub(lambda m: m.group(1) + "<redacted>", text)
+    text = _SECRET_SHAPES[3].sub("<redacted>", text)
+    return text
+
+
+def _plain_repr(value: object) -> str | None:
+    # Only exact built-in scalars: their repr is C code and cannot be overridden.
+    tp = type(value)
+    if tp is str:
+        text = value if len(value) <= _MAX_SHOWN else value[: _MAX_SHOWN - 3] + "..."  # type: ignore[index]
+        return repr(text)
+    if tp in (int, float, bool, complex) or value is None:
+        text = repr(value)
+        return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+    if tp is bytes:
+        return repr(value[:_MAX_SHOWN])  # type: ignore[index]
+    if tp is tuple and len(value) <= 4:  # type: ignore[arg-type]
+        parts = [_plain_repr(v) for v in value]  # type: ignore[union-attr]
+        if all(p is not None for p in parts):
+            inner = ", ".join(parts)  # type: ignore[arg-type]
+            return f"({inner},)" if len(parts) == 1 else f"({inner})"
+    return None
+
+
+def format_key(key: object) -> tuple[str, str]:
+    """How a dict key is shown, and how it is folded into a signature.
+
+    Shown: ``['name']``, ``[3]``, ``[<Foo>]`` for keys that are not plain
+    scalars; secrets redacted. Folded: identifier-like string keys stay, every
+    key that varies between occurrences (numbers, ids, addresses, ports,
+    timestamps, non-string keys) becomes ``[key]``.
+    """
+    plain = _plain_repr(key)
+    if plain is None:
+        shown = f"[<{short_type_name(type(key))}>]"
+    elif type(key) is str and redact(key) != key:
+        shown = "['<redacted>']"
+    else:
+        shown = f"[{redact(plain)}]"
+    if type(key) is str and _IDENTIFIER_LIKE.match(key) and not _VARYING.search(key):
+        folded = shown
+    else:
+        folded = "[key]"
+    return shown, folded

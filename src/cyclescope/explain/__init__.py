@@ -1,0 +1,1 @@
+"""Turning captured objects into findings: cycles, groups, noise."""

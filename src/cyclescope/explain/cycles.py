@@ -1,0 +1,302 @@
+"""From captured objects to cycle groups.
+
+1. Build the reference graph of the captured objects and its strongly connected
+   components; every object not on a cycle is attributed to the nearest cyclic
+   component that keeps it alive (it is freed with it).
+2. For each cyclic component pick the most telling node (instances of user and
+   library classes before exceptions, before callables and classes, before
+   containers, frames, cells and tracebacks) and its shortest cycle.
+3. Group components cheaply by the *shape* of that cycle (node types and edge
+   positions), so only one component per shape is labelled: labelling cost
+   grows with the number of groups, not with the number of objects.
+4. Label each shape's cycle, derive its rotation-invariant signature, and merge
+   shapes with equal signatures.
+
+Only strings and numbers leave this module: the returned :class:`Analysis`
+holds no reference to any captured object.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import types
+import weakref
+from array import array
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from cyclescope.describe import code_site, short_type_name, type_module, type_name
+from cyclescope.explain.noise import is_noise
+from cyclescope.graph import (
+    attribute_acyclic,
+    build_graph,
+    representative_cycles,
+    strongly_connected_components,
+)
+from cyclescope.labels import Label, label_edge
+from cyclescope.report.model import Group, Step, Totals, merge_groups
+
+__all__ = ["AnalysisOptions", "Analysis", "analyse", "merge_analyses", "signature_of"]
+
+_MAX_TYPES_PER_GROUP = 8
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """What to report: type filter (shell patterns) and whether to keep noise."""
+
+    types: tuple[str, ...] = ()
+    include_noise: bool = False
+
+
+@dataclass
+class Analysis:
+    """Groups and totals of one batch of captured objects (plain data only)."""
+
+    groups: list[Group] = field(default_factory=list)
+    totals: Totals = field(default_factory=Totals)
+
+
+# -- node ranking -----------------------------------------------------------------------
+
+_PLUMBING: frozenset[type] = frozenset(
+    {
+        dict, list, tuple, set, frozenset, bytearray,
+        types.FrameType, types.TracebackType, types.CellType, types.CodeType,
+        types.MappingProxyType, types.SimpleNamespace,
+        types.GetSetDescriptorType, types.MemberDescriptorType,
+        types.MethodDescriptorType, types.WrapperDescriptorType,
+        weakref.ref, property,
+    }
+)
+_CALLABLES: frozenset[type] = frozenset(
+    {
+        types.FunctionType, types.MethodType, types.BuiltinMethodType,
+        types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType,
+        types.ModuleType, staticmethod, classmethod, functools.partial,
+    }
+)
+
+
+def _category(tp: type) -> int:
+    """0: instances of user and library classes; 1: exceptions; 2: callables,
+    coroutines, classes and modules; 3: containers, frames, cells, tracebacks."""
+    if tp in _PLUMBING:
+        return 3
+    if tp in _CALLABLES or issubclass(tp, type):
+        return 2
+    if issubclass(tp, BaseException):
+        return 1
+    if type_module(tp) == "builtins":
+        return 3
+    return 0
+
+
+def _type_matches(tp: type, patterns: tuple[str, ...]) -> bool:
+    names = {type_name(tp), short_type_name(tp), getattr(tp, "__name__", "")}
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns for name in names)
+
+
+def _type_ranks(type_list: list[type], patterns: tuple[str, ...]) -> list[int]:
+    """Rank per type: category first, then qualified name; -1 for filtered-out types."""
+    order = sorted(range(len(type_list)), key=lambda i: (_category(type_list[i]), type_name(type_list[i])))
+    ranks = [0] * len(type_list)
+    for position, i in enumerate(order):
+        ranks[i] = position
+    if patterns:
+        for i, tp in enumerate(type_list):
+            if not _type_matches(tp, patterns):
+                ranks[i] = -1
+    return ranks
+
+
+# -- labelling one cycle ----------------------------------------------------------------
+
+
+def _describe_step(obj: object, label: Label) -> Step:
+    tp = type(obj)
+    module = type_module(obj) if isinstance(obj, type) else type_module(tp)
+    step = Step(
+        type=type_name(tp),
+        edge=label.shown,
+        edge_kind=label.kind,
+        module=module if module and module != "builtins" else None,
+    )
+    if isinstance(obj, type):
+        step.detail = type_name(obj)
+    elif isinstance(obj, types.ModuleType):
+        step.detail = _module_name(obj)
+    site = code_site(obj)
+    if site is not None:
+        step.function = site.function
+        step.site = site.location
+        if isinstance(obj, (types.FrameType, types.TracebackType)):
+            step.source = site.source or None
+        if isinstance(obj, types.FrameType):
+            step.location = site.location
+    return step
+
+
+def _module_name(module: types.ModuleType) -> str:
+    name = dict.get(types.ModuleType.__dict__["__dict__"].__get__(module), "__name__")
+    return name if isinstance(name, str) else "?"
+
+
+def _labelled_cycle(objects: Sequence[object]) -> tuple[list[Step], list[str]]:
+    """Steps and their folded signature tokens for a cycle of objects."""
+    k = len(objects)
+    labels = [label_edge(objects[i], objects[(i + 1) % k], objects[i - 1]) for i in range(k)]
+    steps: list[Step] = []
+    tokens: list[str] = []
+    i = 0
+    while i < k:
+        obj, label = objects[i], labels[i]
+        merged = _merge_through(obj, label, objects, labels, i)
+        if merged is not None:
+            label = merged
+            i += 1  # the dict or args tuple in between is folded into this step
+        step = _describe_step(obj, label)
+        steps.append(step)
+        token = step.type
+        if step.function or step.detail:
+            token += f"({step.function or step.detail})"
+        tokens.append(f"{token} {label.folded}")
+        i += 1
+    return steps, tokens
+
+
+def _merge_through(obj: object, label: Label, objects: Sequence[object], labels: list[Label], i: int) -> Label | None:
+    """``x .__dict__ -> dict ['a']`` reads as ``x .a``; ``exc .args -> tuple [0]`` as ``.args[0]``."""
+    if i + 1 >= len(objects):
+        return None
+    nxt = labels[i + 1]
+    if label.shown == ".__dict__" and label.kind == "attribute" and nxt.kind == "key":
+        shown, folded = nxt.shown, nxt.folded
+        if shown.startswith("['") and shown.endswith("']") and folded == shown:
+            name = shown[2:-2]
+            if name.isidentifier():
+                return Label.same(f".{name}", "attribute")
+        return Label(f".__dict__{shown}", f".__dict__{folded}", "attribute")
+    if label.shown == ".args" and label.kind == "exception" and nxt.kind == "index":
+        return Label(f".args{nxt.shown}", ".args[i]", "exception")
+    return None
+
+
+def signature_of(tokens: list[str]) -> str:
+    """Rotation-invariant signature: the smallest rotation of the token sequence."""
+    if not tokens:
+        return ""
+    best = min(tuple(tokens[i:] + tokens[:i]) for i in range(len(tokens)))
+    return " -> ".join(best)
+
+
+# -- the pipeline ----------------------------------------------------------------------
+
+
+def analyse(objects: Sequence[Any], options: AnalysisOptions = AnalysisOptions()) -> Analysis:
+    """Find, explain and group the cycles among ``objects`` (captured garbage)."""
+    n = len(objects)
+    if n == 0:
+        return Analysis()
+    graph = build_graph(objects)
+    comp, ncomp, cyclic = strongly_connected_components(graph)
+    owner = attribute_acyclic(graph, comp, cyclic)
+
+    comp_objects = [0] * ncomp
+    comp_bytes = [0] * ncomp
+    comp_size = [0] * ncomp
+    sizes = graph.sizes
+    for node in range(n):
+        comp_size[comp[node]] += 1
+        o = owner[node]
+        if o >= 0:
+            comp_objects[o] += 1
+            comp_bytes[o] += sizes[node]
+
+    type_ranks = _type_ranks(graph.types, options.types)
+    rank = array("q", [type_ranks[t] for t in graph.type_ids])
+    starts, cycle_nodes, cycle_edges = representative_cycles(graph, comp, ncomp, cyclic, rank)
+
+    type_ids = graph.type_ids
+    shapes: dict[tuple, list[int]] = {}  # shape -> [first component, count, objects, bytes]
+    filtered_out = 0
+    for c in range(ncomp):
+        s, e = starts[c], starts[c + 1]
+        if s == e:
+            if cyclic[c]:
+                filtered_out += 1
+            continue
+        shape = (tuple(type_ids[v] for v in cycle_nodes[s:e]), tuple(cycle_edges[s:e]))
+        entry = shapes.get(shape)
+        if entry is None:
+            shapes[shape] = [c, 1, comp_objects[c], comp_bytes[c]]
+        else:
+            entry[1] += 1
+            entry[2] += comp_objects[c]
+            entry[3] += comp_bytes[c]
+
+    component_types = _types_per_component(graph, owner, [entry[0] for entry in shapes.values()])
+    groups: list[Group] = []
+    for entry in shapes.values():
+        c, count, held_objects, held_bytes = entry
+        members = [objects[v] for v in cycle_nodes[starts[c] : starts[c + 1]]]
+        steps, tokens = _labelled_cycle(members)
+        del members
+        groups.append(
+            Group(
+                count=count,
+                objects=held_objects,
+                bytes=held_bytes,
+                signature=signature_of(tokens),
+                cycle=steps,
+                cycle_objects=starts[c + 1] - starts[c],
+                component_objects=comp_size[c],
+                types=component_types.get(c, {}),
+                noise=is_noise(steps),
+            )
+        )
+    totals = Totals(
+        captured_objects=n,
+        captured_bytes=sum(sizes),
+        cyclic_components=sum(cyclic),
+        filtered_out_components=filtered_out,
+    )
+    return _finish(merge_groups(groups), totals, options)
+
+
+def _types_per_component(graph: Any, owner: array, components: list[int]) -> dict[int, dict[str, int]]:
+    """The most common types among the objects each listed component keeps alive."""
+    wanted = set(components)
+    counts: dict[int, dict[int, int]] = {c: {} for c in components}
+    for node in range(graph.n):
+        o = owner[node]
+        if o in wanted:
+            per = counts[o]
+            t = graph.type_ids[node]
+            per[t] = per.get(t, 0) + 1
+    result: dict[int, dict[str, int]] = {}
+    for c, per in counts.items():
+        top = sorted(per.items(), key=lambda item: -item[1])[:_MAX_TYPES_PER_GROUP]
+        result[c] = {type_name(graph.types[t]): k for t, k in top}
+    return result
+
+
+def _finish(groups: list[Group], totals: Totals, options: AnalysisOptions) -> Analysis:
+    if not options.include_noise:
+        kept = [g for g in groups if not g.noise]
+        hidden = [g for g in groups if g.noise]
+        totals.hidden_noise_groups = len(hidden)
+        totals.hidden_noise_objects = sum(g.objects for g in hidden)
+        groups = kept
+    return Analysis(groups=groups, totals=totals)
+
+
+def merge_analyses(parts: list[Analysis]) -> Analysis:
+    """Combine the analyses of successive batches of one capture."""
+    totals = Totals()
+    for part in parts:
+        for name, value in vars(part.totals).items():
+            setattr(totals, name, getattr(totals, name) + value)
+    groups = merge_groups(g for part in parts for g in part.groups)
+    return Analysis(groups=groups, totals=totals)

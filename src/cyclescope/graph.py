@@ -1,0 +1,328 @@
+"""A compact directed graph over a fixed list of objects, and the algorithms on it.
+
+Nodes are the positions of the objects in the list handed to :func:`build_graph`.
+Edges are the references between those objects, in ``tp_traverse`` order (what
+``gc.get_referents`` returns), deduplicated per source node; references to objects
+outside the list are not edges. Adjacency is stored as CSR arrays: the successors of
+node ``i`` are ``targets[offsets[i]:offsets[i + 1]]``.
+
+Every function here has a C twin in ``cyclescope._core`` that returns exactly the same
+values; the pure-Python versions are the reference and the fallback where the
+extension could not be built (or ``CYCLESCOPE_PURE=1`` is set).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import types
+from array import array
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+__all__ = [
+    "Graph",
+    "build_graph",
+    "strongly_connected_components",
+    "representative_cycles",
+    "attribute_acyclic",
+    "safe_sizeof",
+    "using_c_core",
+]
+
+_TPFLAGS_HAVE_GC = 1 << 14
+_GC_HEADER = 16  # sizeof(PyGC_Head) on 64-bit CPython 3.10-3.13, as sys.getsizeof adds it
+_C_SIZEOF_TYPES = (types.MethodDescriptorType, types.WrapperDescriptorType)
+
+
+@dataclass
+class Graph:
+    """CSR adjacency over ``n`` nodes with per-node type index and size in bytes."""
+
+    n: int
+    offsets: array  # length n + 1
+    targets: array  # length offsets[n]
+    sizes: array  # length n, bytes
+    type_ids: array  # length n, index into ``types``
+    types: list  # distinct types, in order of first appearance
+
+    def successors(self, node: int) -> array:
+        """The nodes that ``node`` refers to, in traverse order."""
+        return self.targets[self.offsets[node] : self.offsets[node + 1]]
+
+
+def _load_core() -> Any:
+    if os.environ.get("CYCLESCOPE_PURE"):
+        return None
+    try:
+        from cyclescope import _core  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return _core
+
+
+_core = _load_core()
+
+
+def using_c_core() -> bool:
+    """True when the compiled core is in use (False on the pure-Python path)."""
+    return _core is not None
+
+
+def _find_sizeof(tp: type) -> Any:
+    for klass in tp.__mro__:
+        found = klass.__dict__.get("__sizeof__")
+        if found is not None:
+            return found
+    return None
+
+
+def safe_sizeof(obj: object) -> int:
+    """Size of ``obj`` in bytes, as ``sys.getsizeof`` gives it, without running user code.
+
+    ``sys.getsizeof`` calls the type's ``__sizeof__``; it is used only when that is
+    implemented in C. A ``__sizeof__`` written in Python is user code, so such
+    objects count their fixed C layout (``tp_basicsize``) and the GC header instead.
+    """
+    tp = type(obj)
+    if isinstance(_find_sizeof(tp), _C_SIZEOF_TYPES):
+        try:
+            return sys.getsizeof(obj)
+        except Exception:
+            pass
+    size = tp.__basicsize__
+    if tp.__flags__ & _TPFLAGS_HAVE_GC:
+        size += _GC_HEADER
+    return size
+
+
+def _build_graph_py(objects: Sequence[object]) -> Graph:
+    index = {id(obj): i for i, obj in enumerate(objects)}
+    offsets = array("q", [0])
+    targets = array("q")
+    sizes = array("q")
+    type_ids = array("q")
+    type_index: dict[type, int] = {}
+    type_list: list[type] = []
+    get_referents = gc.get_referents
+    for obj in objects:
+        seen: set[int] = set()
+        for ref in get_referents(obj):
+            j = index.get(id(ref))
+            if j is not None and j not in seen:
+                seen.add(j)
+                targets.append(j)
+        offsets.append(len(targets))
+        tp = type(obj)
+        ti = type_index.get(tp)
+        if ti is None:
+            ti = type_index[tp] = len(type_list)
+            type_list.append(tp)
+        type_ids.append(ti)
+        sizes.append(safe_sizeof(obj))
+    return Graph(len(objects), offsets, targets, sizes, type_ids, type_list)
+
+
+def build_graph(objects: Sequence[object]) -> Graph:
+    """Build the graph of references among ``objects`` (which must stay alive meanwhile)."""
+    if _core is not None:
+        offsets, targets, sizes, type_ids, type_list = _core.build_graph(list(objects))
+        return Graph(len(objects), offsets, targets, sizes, type_ids, type_list)
+    return _build_graph_py(objects)
+
+
+def _scc_py(n: int, offsets: array, targets: array) -> tuple[array, int, bytearray]:
+    # Iterative Tarjan. Components are renumbered afterwards by their smallest node,
+    # so the numbering does not depend on the traversal.
+    index = [-1] * n
+    low = [0] * n
+    on_stack = bytearray(n)
+    stack: list[int] = []
+    raw = [-1] * n
+    counter = 0
+    ncomp = 0
+    for root in range(n):
+        if index[root] != -1:
+            continue
+        work = [(root, offsets[root])]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack[root] = 1
+        while work:
+            v, pos = work[-1]
+            end = offsets[v + 1]
+            pushed = False
+            while pos < end:
+                w = targets[pos]
+                pos += 1
+                if index[w] == -1:
+                    work[-1] = (v, pos)
+                    index[w] = low[w] = counter
+                    counter += 1
+                    stack.append(w)
+                    on_stack[w] = 1
+                    work.append((w, offsets[w]))
+                    pushed = True
+                    break
+                if on_stack[w] and index[w] < low[v]:
+                    low[v] = index[w]
+            if pushed:
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                if low[v] < low[parent]:
+                    low[parent] = low[v]
+            if low[v] == index[v]:
+                while True:
+                    w = stack.pop()
+                    on_stack[w] = 0
+                    raw[w] = ncomp
+                    if w == v:
+                        break
+                ncomp += 1
+    renumber = [-1] * ncomp
+    comp = array("q", bytes(8 * n))
+    next_id = 0
+    for node in range(n):
+        r = raw[node]
+        if renumber[r] == -1:
+            renumber[r] = next_id
+            next_id += 1
+        comp[node] = renumber[r]
+    cyclic = bytearray(ncomp)
+    size = [0] * ncomp
+    for node in range(n):
+        size[comp[node]] += 1
+    for node in range(n):
+        c = comp[node]
+        if size[c] > 1:
+            cyclic[c] = 1
+        else:
+            for pos in range(offsets[node], offsets[node + 1]):
+                if targets[pos] == node:
+                    cyclic[c] = 1
+                    break
+    return comp, ncomp, cyclic
+
+
+def strongly_connected_components(graph: Graph) -> tuple[array, int, bytearray]:
+    """Strongly connected components.
+
+    Returns ``(comp, ncomp, cyclic)``: ``comp[node]`` is the component of each node,
+    numbered 0.. in the order of each component's smallest node; ``cyclic[c]`` is 1
+    when component ``c`` holds a cycle (more than one node, or a self-loop).
+    """
+    if _core is not None:
+        return _core.scc(graph.n, graph.offsets, graph.targets)
+    return _scc_py(graph.n, graph.offsets, graph.targets)
+
+
+def _representatives_py(
+    n: int, offsets: array, targets: array, comp: array, ncomp: int, cyclic: bytearray, rank: array
+) -> tuple[array, array, array]:
+    best = [-1] * ncomp
+    for node in range(n):
+        c = comp[node]
+        if cyclic[c] and rank[node] >= 0:
+            b = best[c]
+            if b == -1 or rank[node] < rank[b]:
+                best[c] = node
+    starts = array("q")
+    cycle_nodes = array("q")
+    cycle_edges = array("q")
+    starts.append(0)
+    parent = {}
+    for c in range(ncomp):
+        start = best[c]
+        if start == -1:
+            starts.append(len(cycle_nodes))
+            continue
+        # BFS inside the component for the shortest way back to ``start``.
+        parent.clear()
+        parent[start] = (-1, -1)
+        queue = deque([start])
+        closing = None
+        while queue and closing is None:
+            v = queue.popleft()
+            for pos in range(offsets[v], offsets[v + 1]):
+                w = targets[pos]
+                if comp[w] != c:
+                    continue
+                if w == start:
+                    closing = (v, pos - offsets[v])
+                    break
+                if w not in parent:
+                    parent[w] = (v, pos - offsets[v])
+                    queue.append(w)
+        assert closing is not None
+        path = [(closing[0], closing[1])]
+        v = closing[0]
+        while v != start:
+            pv, ppos = parent[v]
+            path.append((pv, ppos))
+            v = pv
+        path.reverse()
+        for node, edge_pos in path:
+            cycle_nodes.append(node)
+            cycle_edges.append(edge_pos)
+        starts.append(len(cycle_nodes))
+    return starts, cycle_nodes, cycle_edges
+
+
+def representative_cycles(
+    graph: Graph, comp: array, ncomp: int, cyclic: bytearray, rank: array
+) -> tuple[array, array, array]:
+    """One shortest cycle per cyclic component, through its best-ranked node.
+
+    ``rank[node]`` orders the candidates (lower is better; ties go to the smaller
+    node; a negative rank excludes the node). Returns CSR-style ``(starts, nodes,
+    edges)``: the cycle of component ``c`` is ``nodes[starts[c]:starts[c + 1]]``
+    beginning at the chosen node, and ``edges[k]`` is the position, among the
+    successors of ``nodes[k]``, of the next node on the cycle (the last one leads
+    back to the first). Components without a candidate get an empty cycle. BFS
+    visits successors in adjacency order, so equal shapes give equal cycles.
+    """
+    if _core is not None:
+        return _core.representative_cycles(
+            graph.n, graph.offsets, graph.targets, comp, ncomp, bytes(cyclic), rank
+        )
+    return _representatives_py(graph.n, graph.offsets, graph.targets, comp, ncomp, cyclic, rank)
+
+
+def _attribute_py(n: int, offsets: array, targets: array, comp: array, cyclic: bytearray) -> array:
+    owner = array("q", [-1]) * n
+    queue: deque[int] = deque()
+    for node in range(n):
+        c = comp[node]
+        if cyclic[c]:
+            owner[node] = c
+            queue.append(node)
+    while queue:
+        v = queue.popleft()
+        o = owner[v]
+        for pos in range(offsets[v], offsets[v + 1]):
+            w = targets[pos]
+            if owner[w] == -1:
+                owner[w] = o
+                queue.append(w)
+    return owner
+
+
+def attribute_acyclic(graph: Graph, comp: array, cyclic: bytearray) -> array:
+    """Which cyclic component keeps each node alive.
+
+    Nodes on a cycle belong to their own component; every other node goes to the
+    nearest cyclic component that reaches it (multi-source BFS seeded in node
+    order, so ties go to the component met first). Unreached nodes get -1.
+    """
+    if _core is not None:
+        return _core.attribute_acyclic(graph.n, graph.offsets, graph.targets, comp, bytes(cyclic))
+    return _attribute_py(graph.n, graph.offsets, graph.targets, comp, cyclic)
+
+
+if sys.implementation.name != "cpython":  # pragma: no cover - guarded at import of the package
+    raise ImportError("cyclescope needs CPython")

@@ -1,0 +1,146 @@
+"""Terminal rendering of a report: readable on 80 columns, colour only when asked."""
+
+from __future__ import annotations
+
+from cyclescope.describe import short_path
+from cyclescope.report.model import Group, Report, Step
+
+__all__ = ["render_text", "format_bytes"]
+
+_WIDTH = 80
+_TYPE_COLUMN = 23
+_EDGE_COLUMN = 15
+
+
+def format_bytes(n: int) -> str:
+    """``n`` bytes in B, KiB or MiB."""
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n / (1024 * 1024):.1f} MiB"
+
+
+class _Style:
+    def __init__(self, color: bool) -> None:
+        self.color = color
+
+    def _wrap(self, code: str, text: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
+
+    def bold(self, text: str) -> str:
+        return self._wrap("1", text)
+
+    def edge(self, text: str) -> str:
+        return self._wrap("36", text)
+
+    def dim(self, text: str) -> str:
+        return self._wrap("2", text)
+
+
+def _bare(type_name: str, module: str | None) -> str:
+    if module and type_name.startswith(module + "."):
+        return type_name[len(module) + 1 :]
+    return type_name
+
+
+def _site_text(site: str | None) -> str:
+    if not site:
+        return ""
+    filename, _, line = site.rpartition(":")
+    return f"{short_path(filename).rsplit('/', 1)[-1]}:{line}"
+
+
+def _target_parts(step: Step) -> tuple[str, str]:
+    """How a step is named when an edge points at it: the name, and its details."""
+    name = _bare(step.type, step.module)
+    if step.type == "frame" and step.function:
+        return "frame", f"of {step.function}() at {_site_text(step.location)}"
+    if step.detail:
+        return name, step.detail
+    if step.function and step.site:
+        return name, f"({step.function}, {_site_text(step.site)})"
+    if step.function:
+        return name, f"({step.function})"
+    return name, ""
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
+def _group_lines(group: Group, style: _Style) -> list[str]:
+    steps = group.cycle
+    times = f"{group.count:,} x " if group.count > 1 else ""
+    subject = group.subject
+    if steps[0].detail:
+        subject = f"class {steps[0].detail}" if steps[0].type == "type" else f"{subject} {steps[0].detail}"
+    lines = [
+        style.bold(f"{times}cycle through {subject}"),
+        f"  {_plural(group.cycle_objects, 'object')} on the cycle; {_plural(group.objects, 'object')} / "
+        f"{format_bytes(group.bytes)} freed only by the cyclic GC",
+    ]
+    type_col = min(_TYPE_COLUMN, max(len(_bare(s.type, s.module)) for s in steps))
+    edge_col = min(_EDGE_COLUMN, max(len(s.edge) for s in steps))
+    for i, step in enumerate(steps):
+        target = steps[(i + 1) % len(steps)]
+        name, detail = _target_parts(target)
+        if i == len(steps) - 1:
+            detail = f"{detail} (back to the start)".lstrip()
+        left = f"  {_bare(step.type, step.module):<{type_col}}  {step.edge:<{edge_col}}  -> "
+        indent = " " * min(len(left), 36)
+        styled_left = left.replace(step.edge, style.edge(step.edge), 1)
+        if len(left) + len(name) + 1 + len(detail) <= _WIDTH:
+            lines.append(f"{styled_left}{name} {detail}".rstrip())
+        else:
+            lines.append(f"{styled_left}{name}".rstrip())
+            if detail:
+                lines.append(indent + detail)
+        if target.source and target.type == "frame" and i != len(steps) - 1:
+            lines.append(indent + style.dim(f"`{target.source}`"))
+    return lines
+
+
+def render_text(report: Report, *, color: bool = False, limit: int | None = None) -> str:
+    """The report as terminal text; ``limit`` caps the number of groups shown."""
+    style = _Style(color)
+    groups = report.groups if limit is None else report.groups[:limit]
+    out: list[str] = []
+    if not report.groups:
+        out.append(style.bold("cyclescope: no reference cycles captured"))
+    else:
+        total = sum(g.count for g in report.groups)
+        out.append(
+            style.bold(
+                f"cyclescope: {total:,} reference cycle{'s' if total != 1 else ''} "
+                f"in {len(report.groups)} group{'s' if len(report.groups) != 1 else ''}"
+            )
+        )
+    for group in groups:
+        out.append("")
+        out.extend(_group_lines(group, style))
+    if limit is not None and len(report.groups) > limit:
+        out.append("")
+        out.append(f"... {len(report.groups) - limit} more group(s) not shown (--limit)")
+    out.append("")
+    out.append(style.dim(_summary(report)))
+    for warning in report.warnings:
+        out.append(f"warning: {warning}")
+    return "\n".join(out) + "\n"
+
+
+def _summary(report: Report) -> str:
+    t = report.totals
+    parts = [
+        f"captured {t.captured_objects:,} objects ({format_bytes(t.captured_bytes)}) "
+        f"in {t.collections} collection{'s' if t.collections != 1 else ''}"
+    ]
+    if report.strategy:
+        parts.append(f"strategy {report.strategy}")
+    if t.hidden_noise_groups:
+        parts.append(f"{t.hidden_noise_groups} interpreter noise group(s) hidden (--include-noise)")
+    if t.filtered_out_components:
+        parts.append(f"{t.filtered_out_components} component(s) filtered out by --type")
+    if t.unanalysed_objects:
+        parts.append(f"{t.unanalysed_objects:,} objects collected while paused, not analysed")
+    return "; ".join(parts)
