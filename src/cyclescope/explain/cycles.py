@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import sys
 import types
 import weakref
 from array import array
@@ -40,6 +41,8 @@ from cyclescope.report.model import Group, Step, Totals, merge_groups
 __all__ = ["AnalysisOptions", "Analysis", "analyse", "merge_analyses", "signature_of"]
 
 _MAX_TYPES_PER_GROUP = 8
+_TYPE_NAME = type.__dict__["__name__"]
+_MODULE_DICT = types.ModuleType.__dict__["__dict__"]
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,27 @@ def _category(tp: type) -> int:
     return 0
 
 
+def _is_exported(tp: type) -> bool:
+    """Whether the type is part of its package's public face (``pkg.Name is tp``).
+
+    Users recognise ``aiohttp.ClientResponse`` sooner than the internal
+    ``aiohttp.client_proto.ResponseHandler``; a cycle is best shown through the
+    former.
+    """
+    module = type_module(tp)
+    name = _TYPE_NAME.__get__(tp)
+    if not module or name.startswith("_"):
+        return False
+    for candidate in {module.split(".", 1)[0], module}:
+        package = sys.modules.get(candidate)
+        if package is None:
+            continue
+        namespace = _MODULE_DICT.__get__(package)
+        if type(namespace) is dict and dict.get(namespace, name) is tp:
+            return True
+    return False
+
+
 def _type_matches(tp: type, patterns: tuple[str, ...]) -> bool:
     names = {type_name(tp), short_type_name(tp), getattr(tp, "__name__", "")}
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns for name in names)
@@ -100,7 +124,13 @@ def _type_matches(tp: type, patterns: tuple[str, ...]) -> bool:
 
 def _type_ranks(type_list: list[type], patterns: tuple[str, ...]) -> list[int]:
     """Rank per type: category first, then qualified name; -1 for filtered-out types."""
-    order = sorted(range(len(type_list)), key=lambda i: (_category(type_list[i]), type_name(type_list[i])))
+    def key(i: int) -> tuple[int, int, str]:
+        tp = type_list[i]
+        category = _category(tp)
+        exported = category == 0 and _is_exported(tp)
+        return (category, 0 if exported else 1, type_name(tp))
+
+    order = sorted(range(len(type_list)), key=key)
     ranks = [0] * len(type_list)
     for position, i in enumerate(order):
         ranks[i] = position
@@ -139,7 +169,7 @@ def _describe_step(obj: object, label: Label) -> Step:
 
 
 def _module_name(module: types.ModuleType) -> str:
-    name = dict.get(types.ModuleType.__dict__["__dict__"].__get__(module), "__name__")
+    name = dict.get(_MODULE_DICT.__get__(module), "__name__")
     return name if isinstance(name, str) else "?"
 
 
@@ -158,12 +188,28 @@ def _labelled_cycle(objects: Sequence[object]) -> tuple[list[Step], list[str]]:
             i += 1  # the dict or args tuple in between is folded into this step
         step = _describe_step(obj, label)
         steps.append(step)
-        token = step.type
-        if step.function or step.detail:
-            token += f"({step.function or step.detail})"
-        tokens.append(f"{token} {label.folded}")
+        tokens.append(_signature_token(obj, step, label))
         i += 1
-    return steps, tokens
+    return steps, _fold_repeats(tokens)
+
+
+def _signature_token(obj: object, step: Step, label: Label) -> str:
+    # A traceback's function is left out: how deep a traceback chain runs depends
+    # on where the exception was caught, which varies between occurrences. The
+    # frame the chain ends in names the function that matters.
+    token = step.type
+    name = None if isinstance(obj, types.TracebackType) else (step.function or step.detail)
+    if name:
+        token += f"({name})"
+    return f"{token} {label.folded}"
+
+
+def _fold_repeats(tokens: list[str]) -> list[str]:
+    """Collapse runs of one repeated token (``traceback .tb_next`` chains) into one."""
+    if len(tokens) < 2:
+        return tokens
+    folded = [t for i, t in enumerate(tokens) if t != tokens[i - 1]]
+    return folded or tokens[:1]
 
 
 def _merge_through(obj: object, label: Label, objects: Sequence[object], labels: list[Label], i: int) -> Label | None:

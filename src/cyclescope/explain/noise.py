@@ -1,15 +1,16 @@
-"""Which cycles are noise: made by the interpreter or by cyclescope itself.
+"""Which cycles are noise: made by the interpreter, its standard library or cyclescope.
 
 The rule, applied to the representative cycle of a group:
 
-* a cycle with any step owned by cyclescope (its own frames, functions or
-  objects) is noise: the tool must never report itself;
-* a cycle whose owned steps all belong to interpreter machinery (the import
-  system, ``typing``, ``abc``, ``runpy`` and the other modules in
-  :data:`INTERPRETER_MODULES`) is noise.
+* a cycle with any step owned by cyclescope's own machinery (its frames,
+  functions or objects; the bundled demo excepted) is noise: the tool must never
+  report itself;
+* a cycle whose owned steps all belong to the standard library (the import
+  system, ``typing``, ``asyncio``'s transports, ...) is noise: the user cannot
+  change it, and what it keeps alive is still counted in the summary.
 
 A step's owner is the module of its code (frames, tracebacks, functions,
-coroutines: taken from the code's file) or of its type (instances, classes);
+coroutines: found from the code's file) or of its type (instances, classes);
 built-in containers, frames and exceptions without code own nothing. A cycle
 that owns nothing at all, such as a self-referencing dict, is *not* noise: only
 user code makes those. Noise is hidden unless asked for (``--include-noise``).
@@ -18,21 +19,15 @@ user code makes those. Noise is hidden unless asked for (``--include-noise``).
 from __future__ import annotations
 
 import os
+import sys
 from typing import Sequence
 
 from cyclescope.report.model import Step
 
-__all__ = ["INTERPRETER_MODULES", "is_noise", "module_of_file"]
+__all__ = ["STDLIB_MODULES", "is_noise", "module_of_file"]
 
-#: Top-level modules whose own cycles are interpreter machinery, not user bugs.
-INTERPRETER_MODULES = frozenset(
-    {
-        "importlib", "_frozen_importlib", "_frozen_importlib_external", "zipimport",
-        "pkgutil", "runpy", "typing", "abc", "_abc", "encodings", "codecs",
-        "linecache", "tokenize", "sre_compile", "sre_parse", "re", "site",
-        "sysconfig", "_sysconfigdata", "_collections_abc",
-    }
-)
+#: Top-level modules of the standard library (plus the frozen import machinery).
+STDLIB_MODULES = frozenset(sys.stdlib_module_names) | {"_frozen_importlib", "_frozen_importlib_external"}
 
 _STDLIB = os.path.dirname(os.__file__)
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,7 +41,8 @@ def module_of_file(filename: str) -> str | None:
     if not path:
         return None
     if path.startswith(_PACKAGE + os.sep):
-        return "cyclescope"
+        rel = os.path.splitext(path[len(_PACKAGE) + 1 :])[0]
+        return "cyclescope." + rel.replace(os.sep, ".").removesuffix(".__init__")
     if path.startswith(_STDLIB + os.sep) and "site-packages" not in path:
         rel = os.path.splitext(path[len(_STDLIB) + 1 :])[0]
         return rel.replace(os.sep, ".").removesuffix(".__init__")
@@ -62,10 +58,13 @@ def _owner(step: Step) -> str | None:
     return step.module
 
 
+def _is_own(module: str) -> bool:
+    return (module == "cyclescope" or module.startswith("cyclescope.")) and not module.startswith("cyclescope.demo")
+
+
 def is_noise(steps: Sequence[Step]) -> bool:
-    """Whether a cycle, given by its steps, is interpreter or cyclescope noise."""
+    """Whether a cycle, given by its steps, is interpreter, stdlib or cyclescope noise."""
     owners = [o for o in (_owner(step) for step in steps) if o]
-    tops = [o.split(".", 1)[0] for o in owners]
-    if "cyclescope" in tops:
+    if any(_is_own(o) for o in owners):
         return True
-    return bool(tops) and all(top in INTERPRETER_MODULES for top in tops)
+    return bool(owners) and all(o.split(".", 1)[0] in STDLIB_MODULES for o in owners)

@@ -1,0 +1,144 @@
+"""Run a Python program and report the reference cycles it creates.
+
+The program runs as ``__main__`` with its own arguments, as ``python`` would run
+it; its output and exit status are kept unless a gate fails. The report goes to
+standard error (``--json FILE`` writes the JSON report, ``-`` for standard output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from cyclescope.errors import CommandError
+
+#: Exit status when ``--fail-on-cycles`` finds a group.
+GATE_FAILED = 1
+
+
+def prepare_parser(parser: argparse.ArgumentParser) -> None:
+    """Declare the options of ``cyclescope run``."""
+    parser.usage = "%(prog)s [options] (SCRIPT | -m MODULE) [ARGS...]"
+    parser.add_argument("-m", dest="module", metavar="MODULE", help="run a library module as a script, like python -m")
+    parser.add_argument("--json", metavar="FILE", help="write the JSON report to FILE ('-' for standard output)")
+    parser.add_argument(
+        "--fail-on-cycles", action="store_true", help="exit with status 1 when any cycle group is reported (for CI)"
+    )
+    parser.add_argument(
+        "--type",
+        dest="types",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="only components holding an object of a matching type (qualified or bare class name, "
+        "shell wildcards; repeatable), each shown by its shortest cycle through that type",
+    )
+    parser.add_argument("--include-noise", action="store_true", help="also show cycles the interpreter itself makes")
+    parser.add_argument("--limit", type=_positive_int, metavar="N", help="show at most N groups in the text report")
+    parser.add_argument(
+        "--freeze",
+        action="store_true",
+        help="use gc.freeze() so the cost follows what the program creates (misses cycles through "
+        "objects that existed before it started)",
+    )
+    parser.add_argument("target", nargs="?", metavar="SCRIPT", help="the program to run")
+    parser.add_argument("args", nargs="*", metavar="ARGS", help="arguments for the program (everything after SCRIPT)")
+
+
+#: Options of ``run`` that take a value (so their value is not mistaken for the program).
+_VALUE_OPTIONS = frozenset({"--json", "--type", "--limit"})
+
+
+def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Split ``run``'s arguments into cyclescope's own and the program's.
+
+    As with ``python``, everything after ``SCRIPT`` or ``-m MODULE`` belongs to
+    the program, options included (``cyclescope run -m pytest -x`` passes ``-x``
+    to pytest).
+    """
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "-m":
+            return argv[: i + 2], argv[i + 2 :]
+        if token.startswith("-m") and len(token) > 2 and not token.startswith("--"):
+            return argv[: i + 1], argv[i + 1 :]
+        if token == "--":
+            return argv[: i + 2], argv[i + 2 :]
+        if not token.startswith("-") or token == "-":
+            return argv[: i + 1], argv[i + 1 :]
+        if token in _VALUE_OPTIONS:
+            i += 1
+        i += 1
+    return argv, []
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _program_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from cyclescope.program import resolve_program
+
+    if args.module:
+        return resolve_program(args.module, args.args, is_module=True)
+    if not args.target:
+        raise CommandError("nothing to run: give a SCRIPT or -m MODULE")
+    return resolve_program(args.target, args.args, is_module=False)
+
+
+def _write_json(report, destination: str) -> None:  # type: ignore[no-untyped-def]
+    text = report.to_json() + "\n"
+    if destination == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        with open(destination, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise CommandError(f"cannot write the JSON report to {destination!r}: {exc.strerror}") from None
+
+
+def use_color(stream) -> bool:  # type: ignore[no-untyped-def]
+    """Colour only on a terminal, and never when NO_COLOR is set."""
+    return hasattr(stream, "isatty") and stream.isatty() and not os.environ.get("NO_COLOR")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the program under a capture, print the report, return the exit status."""
+    from cyclescope.capture import capture
+    from cyclescope.program import run_as_main
+    from cyclescope.report.text import render_text
+
+    program = _program_from_args(args)
+    if args.json and args.json != "-":
+        _check_writable(args.json)
+    keep_alive: list[object] = []
+    with capture(types=args.types, include_noise=args.include_noise, freeze=args.freeze) as cap:
+        status = run_as_main(program, keep_alive)
+    del keep_alive  # the program's globals live as long as they would under python
+    report = cap.report()
+    sys.stderr.write(render_text(report, color=use_color(sys.stderr), limit=args.limit))
+    sys.stderr.flush()
+    if args.json:
+        _write_json(report, args.json)
+    if args.fail_on_cycles and report.groups:
+        return GATE_FAILED
+    return status
+
+
+def _check_writable(path: str) -> None:
+    # Fail before running the program rather than lose its report afterwards.
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise CommandError(f"cannot write the JSON report to {path!r}: no such directory")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise CommandError(f"cannot write the JSON report to {path!r}: permission denied")
