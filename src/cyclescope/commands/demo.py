@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
-import subprocess
 import sys
 
 from cyclescope.errors import CommandError
@@ -52,32 +52,36 @@ def _stdlib_demo(rounds: int, color: bool) -> int:
 
 def _aiohttp_demo(versions: list[str], rounds: int) -> int:
     from cyclescope.demo import scenarios
-    from cyclescope.demo.venvs import VenvError, ensure_venv
+    from cyclescope.demo.venvs import VenvError, cyclescope_env, ensure_venv, run_in_venv
 
     script = os.path.join(os.path.dirname(scenarios.__file__), "aiohttp_10535.py")
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(package_root), os.environ.get("PYTHONPATH", "")]))
-    summary = []
+    verdicts = []
     for version in versions:
         try:
             python = ensure_venv([f"aiohttp=={version}"])
         except VenvError as exc:
             raise CommandError(str(exc)) from None
         print(f"== real aiohttp {version}: the #10535 scenario under cyclescope run ==", flush=True)
-        proc = subprocess.run(
-            [str(python), "-m", "cyclescope", "run", "--type", "ClientResponse", script, "--rounds", str(rounds)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+        proc = run_in_venv(
+            python,
+            ["-m", "cyclescope", "run", "--json", "-", "--type", "ClientResponse", script, "--rounds", str(rounds)],
+            env_extra=cyclescope_env(),
         )
-        print(proc.stdout)
-        leaked = "cycle through aiohttp.client_reqrep.ClientResponse" in proc.stdout
-        summary.append((version, "ClientResponse cycle" if leaked else "no ClientResponse cycle"))
+        print(proc.stderr)
+        verdicts.append((version, _client_response_groups(proc.stdout)))
     print("== side by side ==")
-    for version, verdict in summary:
+    for version, groups in verdicts:
+        verdict = f"{groups} ClientResponse cycle group(s)" if groups else "no ClientResponse cycle"
         print(f"  aiohttp {version:<10} {verdict}")
     return 0
+
+
+def _client_response_groups(json_text: str) -> int:
+    try:
+        report = json.loads(json_text)
+    except ValueError:
+        raise CommandError("the scenario run did not produce a JSON report (see its output above)") from None
+    return sum(1 for g in report.get("groups", []) if g["cycle"][0]["type"] == "aiohttp.client_reqrep.ClientResponse")
 
 
 def run(args: argparse.Namespace) -> int:

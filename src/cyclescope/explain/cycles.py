@@ -168,6 +168,15 @@ def _describe_step(obj: object, label: Label) -> Step:
     return step
 
 
+def _at_traceback_line(step: Step, tb: types.TracebackType) -> None:
+    """Show a frame reached from a traceback at the line the exception passed through
+    (``f_lineno`` of a finished frame is where it stopped, often an ``except`` line)."""
+    site = code_site(tb)
+    if site is not None:
+        step.location = site.location
+        step.source = site.source or None
+
+
 def _module_name(module: types.ModuleType) -> str:
     name = dict.get(_MODULE_DICT.__get__(module), "__name__")
     return name if isinstance(name, str) else "?"
@@ -187,6 +196,9 @@ def _labelled_cycle(objects: Sequence[object]) -> tuple[list[Step], list[str]]:
             label = merged
             i += 1  # the dict or args tuple in between is folded into this step
         step = _describe_step(obj, label)
+        before, before_label = objects[i - 1], labels[i - 1]
+        if isinstance(obj, types.FrameType) and isinstance(before, types.TracebackType) and before_label.shown == ".tb_frame":
+            _at_traceback_line(step, before)
         steps.append(step)
         tokens.append(_signature_token(obj, step, label))
         i += 1

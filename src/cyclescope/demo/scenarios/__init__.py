@@ -1,0 +1,1 @@
+"""Self-contained reproductions of real reference-cycle bugs, runnable inside cached venvs."""
