@@ -25,17 +25,17 @@ __all__ = [
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Capture": "cyclescope.capture",
-    "CaptureWarning": "cyclescope.capture",
-    "capture": "cyclescope.capture",
-    "cycles_created_by": "cyclescope.capture",
+    "Capture": "cyclescope.capturing",
+    "CaptureWarning": "cyclescope.capturing",
+    "capture": "cyclescope.capturing",
+    "cycles_created_by": "cyclescope.capturing",
     "Group": "cyclescope.report.model",
     "Report": "cyclescope.report.model",
     "Step": "cyclescope.report.model",
 }
 
 if TYPE_CHECKING:
-    from cyclescope.capture import Capture, CaptureWarning, capture, cycles_created_by
+    from cyclescope.capturing import Capture, CaptureWarning, capture, cycles_created_by
     from cyclescope.report.model import Group, Report, Step
 
 

@@ -33,7 +33,7 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def _stdlib_demo(rounds: int, color: bool) -> int:
-    from cyclescope.capture import capture
+    from cyclescope.capturing import capture
     from cyclescope.demo.streams import scenario
     from cyclescope.report.text import render_text
 

@@ -114,7 +114,7 @@ def use_color(stream) -> bool:  # type: ignore[no-untyped-def]
 
 def run(args: argparse.Namespace) -> int:
     """Run the program under a capture, print the report, return the exit status."""
-    from cyclescope.capture import capture
+    from cyclescope.capturing import capture
     from cyclescope.program import run_as_main
     from cyclescope.report.text import render_text
 
