@@ -23,6 +23,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+from cyclescope._safe import instance_dict, type_mro, type_namespace
 from cyclescope.describe import format_key
 
 __all__ = ["Label", "label_edge"]
@@ -68,7 +69,7 @@ def label_edge(src: object, dst: object, prev: object = None) -> Label:
     """How ``src`` refers to ``dst``; ``prev`` (the object before ``src`` on a path)
     helps name closure cells."""
     try:
-        for klass in type(src).__mro__:
+        for klass in type_mro(type(src)):
             handler = _HANDLERS.get(klass)
             if handler is not None:
                 for label in handler(src, dst, prev):
@@ -148,7 +149,7 @@ def _set_labels(src: object, dst: object, prev: object) -> Iterator[Label]:
 @_handles(BaseException)
 def _exception_labels(src: object, dst: object, prev: object) -> Iterator[Label]:
     exc: BaseException = src  # type: ignore[assignment]
-    for name in ("__traceback__", "__context__", "__cause__"):
+    for name in ("__traceback__", "__cause__", "__context__"):
         if BaseException.__dict__[name].__get__(exc) is dst:
             kind = "traceback" if name == "__traceback__" else "exception"
             yield Label.same(f".{name}", kind)
@@ -213,7 +214,7 @@ def _generator_labels(src: object, dst: object, prev: object) -> Iterator[Label]
     from cyclescope import _framelocals
 
     yield from _local_labels(_framelocals.generator_local_names(src, dst))
-    fields = type(src).__dict__
+    fields = type_namespace(type(src))
     # Reading gi_frame can create a frame object; only ask when dst is that frame.
     names = ("gi_frame", "cr_frame", "ag_frame") if isinstance(dst, types.FrameType) else ()
     for name in names + ("cr_await", "gi_yieldfrom", "ag_await"):
@@ -325,9 +326,10 @@ _FUTURE_FIELDS = (
 
 def _asyncio_labels(src: object, dst: object, prev: object) -> Iterator[Label]:
     descriptors = {}
-    for klass in reversed(type(src).__mro__):
+    for klass in reversed(type_mro(type(src))):
+        namespace = type_namespace(klass)
         for name in _FUTURE_FIELDS:
-            found = klass.__dict__.get(name)
+            found = namespace.get(name)
             if isinstance(found, (types.GetSetDescriptorType, types.MemberDescriptorType)):
                 descriptors[name] = found
     for name, descriptor in descriptors.items():
@@ -363,8 +365,8 @@ _register_asyncio()
 
 def _instance_labels(src: object, dst: object) -> Iterator[Label]:
     tp = type(src)
-    for klass in tp.__mro__:
-        for name, descriptor in klass.__dict__.items():
+    for klass in type_mro(tp):
+        for name, descriptor in type_namespace(klass).items():
             if type(descriptor) is types.MemberDescriptorType:
                 try:
                     value = descriptor.__get__(src, tp)
@@ -373,12 +375,12 @@ def _instance_labels(src: object, dst: object) -> Iterator[Label]:
                 if value is dst:
                     yield Label.same(f".{name}", "attribute")
                     return
-    instance_dict = _instance_dict(src)
-    if instance_dict is not None:
-        if instance_dict is dst:
+    namespace = instance_dict(src)
+    if namespace is not None:
+        if namespace is dst:
             yield Label.same(".__dict__", "attribute")
             return
-        for key, value in dict.items(instance_dict):
+        for key, value in dict.items(namespace):
             if value is dst:
                 if type(key) is str:
                     yield Label.same(f".{key}", "attribute")
@@ -388,21 +390,3 @@ def _instance_labels(src: object, dst: object) -> Iterator[Label]:
                 return
     if tp is dst:
         yield Label.same(".__class__", "class")
-
-
-def _instance_dict(obj: object) -> dict | None:
-    """The instance dictionary through the genuine C descriptor, or None.
-
-    A ``__dict__`` property defined in Python is skipped: it is user code. On
-    CPython 3.11+ this may create the dict of an object whose attributes were
-    stored inline; no attribute changes and no user code runs.
-    """
-    for klass in type(obj).__mro__:
-        descriptor = klass.__dict__.get("__dict__")
-        if type(descriptor) is types.GetSetDescriptorType:
-            try:
-                value = descriptor.__get__(obj, type(obj))
-            except Exception:
-                return None
-            return value if type(value) is dict else None
-    return None

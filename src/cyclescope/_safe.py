@@ -1,0 +1,93 @@
+"""Reading types and instances through C code only.
+
+Plain attribute access on a type (``tp.__mro__``, ``klass.__dict__``) goes
+through its metaclass, which can define properties: user code. These helpers call
+``type``'s own descriptors and the C API instead, so that describing or labelling
+an object never runs anything its author wrote.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any, Mapping
+
+__all__ = ["type_mro", "type_namespace", "type_flags", "lookup", "instance_dict", "module_namespace"]
+
+_MRO = type.__dict__["__mro__"].__get__
+_NAMESPACE = type.__dict__["__dict__"].__get__
+_FLAGS = type.__dict__["__flags__"].__get__
+_DICTOFFSET = type.__dict__["__dictoffset__"].__get__
+_MODULE_DICT = types.ModuleType.__dict__["__dict__"].__get__
+_TPFLAGS_MANAGED_DICT = 1 << 4  # CPython 3.11+: the dict pointer lives before the object
+
+
+def type_mro(tp: type) -> tuple[type, ...]:
+    """``tp.__mro__`` without consulting the metaclass."""
+    return _MRO(tp)
+
+
+def type_namespace(tp: type) -> Mapping[str, Any]:
+    """``tp.__dict__`` (a read-only mapping) without consulting the metaclass."""
+    return _NAMESPACE(tp)
+
+
+def type_flags(tp: type) -> int:
+    """``tp.__flags__`` (the C ``tp_flags``)."""
+    return _FLAGS(tp)
+
+
+def lookup(tp: type, name: str) -> Any:
+    """What ``name`` resolves to on the type's MRO (the raw descriptor), or None."""
+    for klass in _MRO(tp):
+        found = _NAMESPACE(klass).get(name)
+        if found is not None:
+            return found
+    return None
+
+
+def module_namespace(module: types.ModuleType) -> dict[str, Any]:
+    """A module's ``__dict__``."""
+    return _MODULE_DICT(module)
+
+
+_c_api: Any = None
+
+
+def _load_c_api() -> Any:
+    global _c_api
+    if _c_api is None:
+        import ctypes
+
+        # Pointers in and out: ctypes' own py_object conversion would look up
+        # ``__class__`` on the argument, which is user code.
+        get_dict = ctypes.pythonapi.PyObject_GenericGetDict
+        get_dict.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        get_dict.restype = ctypes.c_void_p
+        dec_ref = ctypes.pythonapi.Py_DecRef
+        dec_ref.argtypes = [ctypes.c_void_p]
+        dec_ref.restype = None
+        _c_api = (ctypes, get_dict, dec_ref)
+    return _c_api
+
+
+def instance_dict(obj: object) -> dict | None:
+    """The instance dictionary of ``obj``, or None when it has none.
+
+    Read with the C API's ``PyObject_GenericGetDict``, so a ``__dict__`` property
+    or ``__getattribute__`` defined in Python is never called. On CPython 3.11+
+    this may create the dict of an object whose attributes were stored inline; no
+    attribute changes.
+    """
+    tp = type(obj)
+    if not _DICTOFFSET(tp) and not _FLAGS(tp) & _TPFLAGS_MANAGED_DICT:
+        return None
+    ctypes, get_dict, dec_ref = _load_c_api()
+    try:
+        address = get_dict(id(obj), None)
+    except Exception:
+        return None
+    if not address:
+        return None
+    value = ctypes.cast(address, ctypes.py_object).value  # a reference of our own
+    dec_ref(address)  # give back the one PyObject_GenericGetDict returned
+    return value if type(value) is dict else None
