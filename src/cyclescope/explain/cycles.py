@@ -27,6 +27,7 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from cyclescope._safe import module_namespace
 from cyclescope.describe import code_site, short_type_name, type_module, type_name
 from cyclescope.explain.noise import is_noise
 from cyclescope.graph import (
@@ -42,7 +43,6 @@ __all__ = ["AnalysisOptions", "Analysis", "analyse", "merge_analyses", "signatur
 
 _MAX_TYPES_PER_GROUP = 8
 _TYPE_NAME = type.__dict__["__name__"]
-_MODULE_DICT = types.ModuleType.__dict__["__dict__"]
 
 
 @dataclass(frozen=True)
@@ -111,14 +111,14 @@ def _is_exported(tp: type) -> bool:
         package = sys.modules.get(candidate)
         if package is None:
             continue
-        namespace = _MODULE_DICT.__get__(package)
+        namespace = module_namespace(package)
         if type(namespace) is dict and dict.get(namespace, name) is tp:
             return True
     return False
 
 
 def _type_matches(tp: type, patterns: tuple[str, ...]) -> bool:
-    names = {type_name(tp), short_type_name(tp), getattr(tp, "__name__", "")}
+    names = {type_name(tp), short_type_name(tp), _TYPE_NAME.__get__(tp)}
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns for name in names)
 
 
@@ -178,7 +178,7 @@ def _at_traceback_line(step: Step, tb: types.TracebackType) -> None:
 
 
 def _module_name(module: types.ModuleType) -> str:
-    name = dict.get(_MODULE_DICT.__get__(module), "__name__")
+    name = dict.get(module_namespace(module), "__name__")
     return name if isinstance(name, str) else "?"
 
 
@@ -216,12 +216,14 @@ def _signature_token(obj: object, step: Step, label: Label) -> str:
     return f"{token} {label.folded}"
 
 
+_TRACEBACK_CHAIN = "traceback .tb_next"
+
+
 def _fold_repeats(tokens: list[str]) -> list[str]:
-    """Collapse runs of one repeated token (``traceback .tb_next`` chains) into one."""
+    """Collapse each run of ``traceback .tb_next`` steps into one token."""
     if len(tokens) < 2:
         return tokens
-    folded = [t for i, t in enumerate(tokens) if t != tokens[i - 1]]
-    return folded or tokens[:1]
+    return [t for i, t in enumerate(tokens) if not (t == _TRACEBACK_CHAIN and tokens[i - 1] == _TRACEBACK_CHAIN)]
 
 
 def _merge_through(obj: object, label: Label, objects: Sequence[object], labels: list[Label], i: int) -> Label | None:

@@ -10,6 +10,7 @@ __all__ = ["render_text", "format_bytes"]
 _WIDTH = 80
 _TYPE_COLUMN = 23
 _EDGE_COLUMN = 15
+_MIN_INDENT = 6
 
 
 def format_bytes(n: int) -> str:
@@ -82,22 +83,35 @@ def _group_lines(group: Group, style: _Style) -> list[str]:
     ]
     type_col = min(_TYPE_COLUMN, max(len(_bare(s.type, s.module)) for s in steps))
     edge_col = min(_EDGE_COLUMN, max(len(s.edge) for s in steps))
+    # (styled line) or (None, continuation text, is_source): continuations are
+    # aligned together, under the targets when they fit, further left when not.
+    rows: list[tuple[str | None, str, bool]] = []
+    column = 0
     for i, step in enumerate(steps):
         target = steps[(i + 1) % len(steps)]
         name, detail = _target_parts(target)
         if i == len(steps) - 1:
             detail = f"{detail} (back to the start)".lstrip()
         left = f"  {_bare(step.type, step.module):<{type_col}}  {step.edge:<{edge_col}}  -> "
-        indent = " " * min(len(left), 36)
+        column = max(column, len(left))
         styled_left = left.replace(step.edge, style.edge(step.edge), 1)
         if len(left) + len(name) + 1 + len(detail) <= _WIDTH:
-            lines.append(f"{styled_left}{name} {detail}".rstrip())
+            rows.append((f"{styled_left}{name} {detail}".rstrip(), "", False))
         else:
-            lines.append(f"{styled_left}{name}".rstrip())
+            rows.append((f"{styled_left}{name}".rstrip(), "", False))
             if detail:
-                lines.append(indent + detail)
+                rows.append((None, detail, False))
         if target.source and target.type == "frame" and i != len(steps) - 1:
-            lines.append(indent + style.dim(f"`{target.source}`"))
+            rows.append((None, f"`{target.source}`", True))
+    widest = max((len(text) for line, text, _ in rows if line is None), default=0)
+    indent = max(_MIN_INDENT, min(column, _WIDTH - widest))
+    for line, text, is_source in rows:
+        if line is not None:
+            lines.append(line)
+            continue
+        if indent + len(text) > _WIDTH:
+            text = text[: _WIDTH - indent - 3] + "..."
+        lines.append(" " * indent + (style.dim(text) if is_source else text))
     return lines
 
 
