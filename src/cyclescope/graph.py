@@ -22,6 +22,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from cyclescope._safe import type_flags, type_mro, type_namespace
+
 __all__ = [
     "Graph",
     "build_graph",
@@ -35,6 +37,9 @@ __all__ = [
 _TPFLAGS_HAVE_GC = 1 << 14
 _GC_HEADER = 16  # sizeof(PyGC_Head) on 64-bit CPython 3.10-3.13, as sys.getsizeof adds it
 _C_SIZEOF_TYPES = (types.MethodDescriptorType, types.WrapperDescriptorType)
+
+# ``tp.__basicsize__`` would consult the metaclass (user code); see _safe.
+_type_basicsize = type.__dict__["__basicsize__"].__get__
 
 
 @dataclass
@@ -72,10 +77,11 @@ def using_c_core() -> bool:
 
 
 def _find_sizeof(tp: type) -> Any:
-    for klass in tp.__mro__:
-        found = klass.__dict__.get("__sizeof__")
-        if found is not None:
-            return found
+    # As _PyType_Lookup: the first class defining the name wins, even with None.
+    for klass in type_mro(tp):
+        namespace = type_namespace(klass)
+        if "__sizeof__" in namespace:
+            return namespace["__sizeof__"]
     return None
 
 
@@ -87,13 +93,15 @@ def safe_sizeof(obj: object) -> int:
     objects count their fixed C layout (``tp_basicsize``) and the GC header instead.
     """
     tp = type(obj)
-    if isinstance(_find_sizeof(tp), _C_SIZEOF_TYPES):
+    # Exact type, not isinstance: that would consult a (user-defined) ``__class__``.
+    kind = type(_find_sizeof(tp))
+    if kind is _C_SIZEOF_TYPES[0] or kind is _C_SIZEOF_TYPES[1]:
         try:
             return sys.getsizeof(obj)
         except Exception:
             pass
-    size = tp.__basicsize__
-    if tp.__flags__ & _TPFLAGS_HAVE_GC:
+    size = _type_basicsize(tp)
+    if type_flags(tp) & _TPFLAGS_HAVE_GC:
         size += _GC_HEADER
     return size
 
@@ -104,7 +112,7 @@ def _build_graph_py(objects: Sequence[object]) -> Graph:
     targets = array("q")
     sizes = array("q")
     type_ids = array("q")
-    type_index: dict[type, int] = {}
+    type_index: dict[int, int] = {}  # by id: a metaclass may define __hash__/__eq__
     type_list: list[type] = []
     get_referents = gc.get_referents
     for obj in objects:
@@ -116,9 +124,9 @@ def _build_graph_py(objects: Sequence[object]) -> Graph:
                 targets.append(j)
         offsets.append(len(targets))
         tp = type(obj)
-        ti = type_index.get(tp)
+        ti = type_index.get(id(tp))
         if ti is None:
-            ti = type_index[tp] = len(type_list)
+            ti = type_index[id(tp)] = len(type_list)
             type_list.append(tp)
         type_ids.append(ti)
         sizes.append(safe_sizeof(obj))

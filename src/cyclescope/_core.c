@@ -1,0 +1,1450 @@
+/*
+ * cyclescope._core: C twins of the pure-Python graph functions in graph.py.
+ *
+ * Every function here must return exactly what its pure-Python reference returns
+ * (_build_graph_py, _scc_py, _representatives_py, _attribute_py); graph.py's
+ * docstrings define the semantics and tests/unit/test_graph.py checks the two
+ * against each other.  Nothing here may run user-defined Python code: references
+ * are read through tp_traverse (as gc.get_referents does) and sizes only through
+ * a __sizeof__ implemented in C.
+ *
+ * Integer arrays come in through the buffer protocol (int64 items, e.g.
+ * array('q')) and go out as array('q') objects.  All graph input is validated
+ * before use, so bad input raises ValueError instead of reading out of bounds.
+ * The graph algorithms run no Python code at all, so the buffers they read cannot
+ * change under them.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+#if PY_VERSION_HEX < 0x030A0000
+#error "cyclescope._core needs CPython 3.10 or later"
+#endif
+
+/* sizeof(PyGC_Head): two machine words.  The struct itself lives in internal
+   headers, so spell it out. */
+#define GC_HEAD_SIZE (2 * sizeof(uintptr_t))
+
+/* graph._GC_HEADER: what the pure-Python fallback size adds for GC types. */
+#define FALLBACK_GC_HEADER 16
+
+/* ------------------------------------------------------------------------- */
+/* Module state                                                              */
+/* ------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject *array_type;   /* array.array */
+    PyObject *zero_item;    /* array('q', [0]), repeated to make output arrays */
+    PyObject *str_sizeof;   /* interned "__sizeof__" */
+    PyObject *str_frombytes; /* interned "frombytes" */
+} core_state;
+
+static inline core_state *
+get_state(PyObject *module)
+{
+    return (core_state *)PyModule_GetState(module);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Small helpers                                                             */
+/* ------------------------------------------------------------------------- */
+
+/* Scratch memory.  The graphs of a real capture have hundreds of thousands of
+   nodes, and the algorithms' working arrays are then tens of megabytes of fresh
+   memory: with 4 KiB pages the first touch of each page is a page fault, which
+   costs more than the algorithms themselves.  So large blocks are aligned to and
+   advised for transparent huge pages where Linux offers them (a no-op when THP
+   is off).  Scratch memory comes from the C allocator (so tracemalloc does not
+   count it) and is always released with scratch_free. */
+#define HUGE_PAGE_SIZE ((size_t)2 << 20)
+
+static void *
+scratch_malloc(size_t nbytes)
+{
+    if (nbytes == 0) {
+        nbytes = 1;
+    }
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (nbytes >= HUGE_PAGE_SIZE) {
+        void *p = NULL;
+        if (posix_memalign(&p, HUGE_PAGE_SIZE, nbytes) != 0) {
+            return NULL;
+        }
+        /* Only whole huge pages inside the block; failure is harmless. */
+        (void)madvise(p, nbytes & ~(HUGE_PAGE_SIZE - 1), MADV_HUGEPAGE);
+        return p;
+    }
+#endif
+    return malloc(nbytes);
+}
+
+static void
+scratch_free(void *p)
+{
+    free(p);
+}
+
+/* count items of item_size bytes, or NULL with MemoryError set. */
+static void *
+scratch_array(Py_ssize_t count, size_t item_size)
+{
+    size_t n = count > 0 ? (size_t)count : 0;
+    void *p = NULL;
+    if (n <= SIZE_MAX / item_size) {
+        p = scratch_malloc(n * item_size);
+    }
+    if (p == NULL) {
+        PyErr_NoMemory();
+    }
+    return p;
+}
+
+static int64_t *
+alloc_i64(Py_ssize_t count)
+{
+    return (int64_t *)scratch_array(count, sizeof(int64_t));
+}
+
+static int64_t *
+alloc_i64_filled(Py_ssize_t count, int64_t value)
+{
+    int64_t *p = alloc_i64(count);
+    if (p != NULL) {
+        for (Py_ssize_t i = 0; i < count; i++) {
+            p[i] = value;
+        }
+    }
+    return p;
+}
+
+static unsigned char *
+alloc_bytes_zeroed(Py_ssize_t count)
+{
+    unsigned char *p = (unsigned char *)scratch_array(count, 1);
+    if (p != NULL && count > 0) {
+        memset(p, 0, (size_t)count);
+    }
+    return p;
+}
+
+/* A new array('q') holding a copy of data[0:count]. */
+static PyObject *
+make_q_array(core_state *st, const int64_t *data, Py_ssize_t count)
+{
+    PyObject *arr = PyObject_CallFunction(st->array_type, "C", 'q');
+    if (arr == NULL || count == 0) {
+        return arr;
+    }
+    /* frombytes copies out of a temporary memoryview over our buffer. */
+    PyObject *view = PyMemoryView_FromMemory(
+        (char *)data, count * (Py_ssize_t)sizeof(int64_t), PyBUF_READ);
+    if (view == NULL) {
+        Py_DECREF(arr);
+        return NULL;
+    }
+    PyObject *res = PyObject_CallMethodOneArg(arr, st->str_frombytes, view);
+    Py_DECREF(view);
+    if (res == NULL) {
+        Py_DECREF(arr);
+        return NULL;
+    }
+    Py_DECREF(res);
+    return arr;
+}
+
+/* An output array('q') of known length, written in place through data. */
+typedef struct {
+    PyObject *array;
+    Py_buffer view;
+    int has_view;
+    int64_t *data;
+} q_output;
+
+static int
+q_output_new(core_state *st, Py_ssize_t count, q_output *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->array = PySequence_Repeat(st->zero_item, count);
+    if (out->array == NULL) {
+        return -1;
+    }
+    if (PyObject_GetBuffer(out->array, &out->view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
+        Py_CLEAR(out->array);
+        return -1;
+    }
+    out->has_view = 1;
+    out->data = (int64_t *)out->view.buf;
+    return 0;
+}
+
+/* Hand over the finished array (a new reference), or drop it (take = 0). */
+static PyObject *
+q_output_finish(q_output *out, int take)
+{
+    PyObject *array = out->array;
+    if (out->has_view) {
+        PyBuffer_Release(&out->view);
+        out->has_view = 0;
+    }
+    out->array = NULL;
+    out->data = NULL;
+    if (!take) {
+        Py_XDECREF(array);
+        return NULL;
+    }
+    return array;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Buffer arguments                                                          */
+/* ------------------------------------------------------------------------- */
+
+/* A read-only view of an int64 buffer argument.  data is 8-byte aligned: a
+   misaligned buffer (possible with memoryview casts) is copied. */
+typedef struct {
+    Py_buffer view;
+    int has_view;
+    const int64_t *data;
+    int64_t *copy;
+    Py_ssize_t len;
+} i64_arg;
+
+/* Does a struct-module format string describe one native-endian 8-byte
+   signed integer? */
+static int
+is_int64_format(const char *fmt)
+{
+    char order = '@';
+    if (fmt == NULL) {
+        return 0; /* NULL means unsigned bytes */
+    }
+    if (*fmt == '@' || *fmt == '=' || *fmt == '<' || *fmt == '>' || *fmt == '!') {
+        order = *fmt++;
+    }
+    if (fmt[0] == '\0' || fmt[1] != '\0') {
+        return 0;
+    }
+#if PY_LITTLE_ENDIAN
+    if (order == '>' || order == '!') {
+        return 0;
+    }
+#else
+    if (order == '<') {
+        return 0;
+    }
+#endif
+    if (fmt[0] == 'q') {
+        return 1;
+    }
+    /* 'l' is 8 bytes only with native sizes ('@'); the itemsize check catches
+       the rest anyway. */
+    return fmt[0] == 'l' && order == '@' && sizeof(long) == 8;
+}
+
+static int
+get_i64_arg(PyObject *obj, const char *name, i64_arg *arg)
+{
+    memset(arg, 0, sizeof(*arg));
+    if (PyObject_GetBuffer(obj, &arg->view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
+        return -1;
+    }
+    arg->has_view = 1;
+    if (arg->view.ndim != 1 || arg->view.itemsize != 8 || !is_int64_format(arg->view.format)) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s must be a one-dimensional buffer of int64 items "
+                     "(such as array('q')), got format '%s'",
+                     name, arg->view.format ? arg->view.format : "B");
+        return -1;
+    }
+    arg->len = arg->view.len / 8;
+    if (((uintptr_t)arg->view.buf) % sizeof(int64_t) != 0) {
+        arg->copy = alloc_i64(arg->len);
+        if (arg->copy == NULL) {
+            return -1;
+        }
+        memcpy(arg->copy, arg->view.buf, (size_t)arg->len * sizeof(int64_t));
+        arg->data = arg->copy;
+    }
+    else {
+        arg->data = (const int64_t *)arg->view.buf;
+    }
+    return 0;
+}
+
+static void
+release_i64_arg(i64_arg *arg)
+{
+    if (arg->copy != NULL) {
+        scratch_free(arg->copy);
+        arg->copy = NULL;
+    }
+    if (arg->has_view) {
+        PyBuffer_Release(&arg->view);
+        arg->has_view = 0;
+    }
+}
+
+/* A byte buffer argument (bytes, bytearray, ...): item i is true when nonzero. */
+typedef struct {
+    Py_buffer view;
+    int has_view;
+    const unsigned char *data;
+    Py_ssize_t len;
+} bytes_arg;
+
+static int
+get_bytes_arg(PyObject *obj, const char *name, bytes_arg *arg)
+{
+    memset(arg, 0, sizeof(*arg));
+    if (PyObject_GetBuffer(obj, &arg->view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
+        return -1;
+    }
+    arg->has_view = 1;
+    if (arg->view.ndim != 1 || arg->view.itemsize != 1) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s must be a one-dimensional buffer of bytes (such as bytes or bytearray)",
+                     name);
+        return -1;
+    }
+    arg->data = (const unsigned char *)arg->view.buf;
+    arg->len = arg->view.len;
+    return 0;
+}
+
+static void
+release_bytes_arg(bytes_arg *arg)
+{
+    if (arg->has_view) {
+        PyBuffer_Release(&arg->view);
+        arg->has_view = 0;
+    }
+}
+
+/* Check that (offsets, targets) is a CSR graph over n nodes: offsets has n + 1
+   non-decreasing entries from 0 to len(targets), every target is in [0, n). */
+static int
+check_csr(Py_ssize_t n, const i64_arg *offsets, const i64_arg *targets)
+{
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "n must be >= 0");
+        return -1;
+    }
+    if (offsets->len != n + 1) {
+        PyErr_Format(PyExc_ValueError, "offsets must have n + 1 = %zd items, not %zd",
+                     n + 1, offsets->len);
+        return -1;
+    }
+    const int64_t *off = offsets->data;
+    if (off[0] != 0) {
+        PyErr_SetString(PyExc_ValueError, "offsets[0] must be 0");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (off[i + 1] < off[i]) {
+            PyErr_Format(PyExc_ValueError, "offsets must be non-decreasing (at %zd)", i + 1);
+            return -1;
+        }
+    }
+    if (off[n] != targets->len) {
+        PyErr_Format(PyExc_ValueError, "offsets[n] must equal len(targets) = %zd, not %lld",
+                     targets->len, (long long)off[n]);
+        return -1;
+    }
+    const int64_t *tg = targets->data;
+    for (Py_ssize_t k = 0; k < targets->len; k++) {
+        if (tg[k] < 0 || tg[k] >= n) {
+            PyErr_Format(PyExc_ValueError, "targets[%zd] = %lld is not a node in [0, %zd)",
+                         k, (long long)tg[k], n);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Check that comp has n entries, each in [0, ncomp). */
+static int
+check_comp(Py_ssize_t n, const i64_arg *comp, Py_ssize_t ncomp)
+{
+    if (comp->len != n) {
+        PyErr_Format(PyExc_ValueError, "comp must have n = %zd items, not %zd", n, comp->len);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (comp->data[i] < 0 || comp->data[i] >= ncomp) {
+            PyErr_Format(PyExc_ValueError, "comp[%zd] = %lld is not a component in [0, %zd)",
+                         i, (long long)comp->data[i], ncomp);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Pointer hash map (open addressing, linear probing)                        */
+/* ------------------------------------------------------------------------- */
+
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH_READ(addr) __builtin_prefetch((addr), 0)
+#define PREFETCH_WRITE(addr) __builtin_prefetch((addr), 1)
+#else
+#define PREFETCH_READ(addr) ((void)(addr))
+#define PREFETCH_WRITE(addr) ((void)(addr))
+#endif
+
+/* How many lookups ahead to prefetch the slot.  A lookup is one cache miss into a
+   table far bigger than the caches; keeping about this many in flight turns the
+   latency-bound loops of build_graph into bandwidth-bound ones. */
+#define PREFETCH_AHEAD 16
+
+typedef struct {
+    const void *key; /* NULL marks an empty slot: object addresses are never NULL */
+    int32_t value;
+    /* Scratch for build_graph: the last source node (+ 1) that had this node as
+       an edge, which deduplicates edges in the same cache line as the lookup. */
+    int32_t stamp;
+} map_slot;
+
+/* Values and stamps are 32-bit to keep a slot at 16 bytes. */
+#define MAP_MAX_VALUE (INT32_MAX - 1)
+
+typedef struct {
+    map_slot *slots;
+    size_t mask;
+    size_t used;
+} ptr_map;
+
+/* Objects are 16-byte aligned, so the low bits of an address carry nothing;
+   a full 64-bit mix (murmur3's finalizer) spreads the rest over the table. */
+static inline size_t
+ptr_hash(const void *p)
+{
+    uint64_t x = (uint64_t)(uintptr_t)p;
+    x ^= x >> 33;
+    x *= UINT64_C(0xff51afd7ed558ccd);
+    x ^= x >> 33;
+    x *= UINT64_C(0xc4ceb9fe1a85ec53);
+    x ^= x >> 33;
+    return (size_t)x;
+}
+
+static inline map_slot *
+map_home(const ptr_map *m, const void *key)
+{
+    return &m->slots[ptr_hash(key) & m->mask];
+}
+
+/* A zeroed table for at least `expected` keys at a load factor of at most 0.6. */
+static int
+map_init(ptr_map *m, size_t expected)
+{
+    size_t cap = 16;
+    while (cap / 5 * 3 < expected) {
+        if (cap > SIZE_MAX / 4 / sizeof(map_slot)) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        cap *= 2;
+    }
+    m->slots = (map_slot *)scratch_array((Py_ssize_t)cap, sizeof(map_slot));
+    if (m->slots == NULL) {
+        return -1;
+    }
+    memset(m->slots, 0, cap * sizeof(map_slot));
+    m->mask = cap - 1;
+    m->used = 0;
+    return 0;
+}
+
+static void
+map_free(ptr_map *m)
+{
+    scratch_free(m->slots);
+    m->slots = NULL;
+}
+
+/* The slot holding key, or NULL. */
+static inline map_slot *
+map_find(const ptr_map *m, const void *key)
+{
+    size_t i = ptr_hash(key) & m->mask;
+    for (;;) {
+        map_slot *s = &m->slots[i];
+        if (s->key == key) {
+            return s;
+        }
+        if (s->key == NULL) {
+            return NULL;
+        }
+        i = (i + 1) & m->mask;
+    }
+}
+
+/* Store key -> value, replacing any earlier value.  The table must have room
+   (map_init sized it, or map_reserve was called). */
+static void
+map_put(ptr_map *m, const void *key, int32_t value)
+{
+    size_t i = ptr_hash(key) & m->mask;
+    for (;;) {
+        map_slot *s = &m->slots[i];
+        if (s->key == key) {
+            s->value = value;
+            return;
+        }
+        if (s->key == NULL) {
+            s->key = key;
+            s->value = value;
+            m->used++;
+            return;
+        }
+        i = (i + 1) & m->mask;
+    }
+}
+
+/* Make room for one more key, doubling the table when it would pass 0.6 full. */
+static int
+map_reserve(ptr_map *m)
+{
+    if (m->used + 1 <= (m->mask + 1) / 5 * 3) {
+        return 0;
+    }
+    ptr_map bigger;
+    if (map_init(&bigger, m->used + 1) < 0) {
+        return -1;
+    }
+    for (size_t i = 0; i <= m->mask; i++) {
+        if (m->slots[i].key != NULL) {
+            map_put(&bigger, m->slots[i].key, m->slots[i].value);
+        }
+    }
+    map_free(m);
+    *m = bigger;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* safe_sizeof                                                               */
+/* ------------------------------------------------------------------------- */
+
+/* What sys.getsizeof adds to __sizeof__() for obj on this CPython version
+   (_PySys_GetSizeOf): the GC header, and from 3.11 on the pre-header that holds
+   the managed dict (and 3.12+ the managed weakref list). */
+#if PY_VERSION_HEX >= 0x030B0000
+static size_t
+preheader_size(PyTypeObject *tp)
+{
+    size_t size = 0;
+#ifndef Py_GIL_DISABLED
+    if (PyType_IS_GC(tp)) {
+        size += GC_HEAD_SIZE;
+    }
+#endif
+#if PY_VERSION_HEX >= 0x030C0000
+    if (PyType_HasFeature(tp, Py_TPFLAGS_PREHEADER)) {
+#else
+    if (PyType_HasFeature(tp, Py_TPFLAGS_MANAGED_DICT)) {
+#endif
+        size += 2 * sizeof(PyObject *);
+    }
+    return size;
+}
+#endif
+
+static size_t
+getsizeof_overhead(PyObject *obj)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    /* 3.13 counts no pre-header for static (non-heap) type objects. */
+    if (Py_IS_TYPE(obj, &PyType_Type)
+        && !PyType_HasFeature((PyTypeObject *)obj, Py_TPFLAGS_HEAPTYPE)) {
+        return 0;
+    }
+    return preheader_size(Py_TYPE(obj));
+#elif PY_VERSION_HEX >= 0x030B0000
+    return preheader_size(Py_TYPE(obj));
+#else
+    /* 3.10 asks the object itself (PyObject_IS_GC honours tp_is_gc). */
+    return PyObject_IS_GC(obj) ? GC_HEAD_SIZE : 0;
+#endif
+}
+
+#define ALL_CALL_FLAGS \
+    (METH_VARARGS | METH_KEYWORDS | METH_NOARGS | METH_O | METH_CLASS | METH_STATIC \
+     | METH_FASTCALL | METH_METHOD)
+
+/* sys.getsizeof(obj), given the C descriptor `descr` that the type's MRO yields
+   for __sizeof__.  Mirrors _PySys_GetSizeOf: bind the descriptor, call it, check
+   the result, add the header.  The common case, a METH_NOARGS method of a type
+   obj belongs to, calls the C function directly instead of building a bound
+   method.  Returns -1 with an exception set where sys.getsizeof would raise,
+   and -2 with OverflowError set for a size that array('q') cannot hold. */
+static Py_ssize_t
+c_getsizeof(PyObject *obj, PyObject *descr)
+{
+    PyObject *res;
+    if (Py_IS_TYPE(descr, &PyMethodDescr_Type)) {
+        PyMethodDef *def = ((PyMethodDescrObject *)descr)->d_method;
+        if ((def->ml_flags & ALL_CALL_FLAGS) == METH_NOARGS
+            && PyObject_TypeCheck(obj, PyDescr_TYPE(descr))) {
+            res = def->ml_meth(obj, NULL);
+            if (res == NULL && !PyErr_Occurred()) {
+                PyErr_SetString(PyExc_SystemError,
+                                "__sizeof__ returned NULL without an exception");
+            }
+            goto got_result;
+        }
+    }
+    {
+        /* Generic path, as _PyObject_LookupSpecial + call: the descriptor's
+           tp_descr_get is C code (method or wrapper descriptor), and so is the
+           function the bound object calls. */
+        descrgetfunc get = Py_TYPE(descr)->tp_descr_get;
+        PyObject *bound;
+        if (get == NULL) {
+            bound = Py_NewRef(descr);
+        }
+        else {
+            bound = get(descr, obj, (PyObject *)Py_TYPE(obj));
+        }
+        if (bound == NULL) {
+            return -1;
+        }
+        res = PyObject_CallNoArgs(bound);
+        Py_DECREF(bound);
+    }
+got_result:
+    if (res == NULL) {
+        return -1;
+    }
+    Py_ssize_t size = PyLong_AsSsize_t(res);
+    Py_DECREF(res);
+    if (size == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (size < 0) {
+        PyErr_SetString(PyExc_ValueError, "__sizeof__() should return >= 0");
+        return -1;
+    }
+    size_t total = (size_t)size + getsizeof_overhead(obj);
+    if (total > (size_t)INT64_MAX) {
+        /* sys.getsizeof would return this, and array('q').append would refuse it */
+        PyErr_SetString(PyExc_OverflowError, "size does not fit in a signed 64-bit integer");
+        return -2; /* not to be swallowed like the errors of getsizeof itself */
+    }
+    return (Py_ssize_t)total;
+}
+
+/* graph.safe_sizeof: sys.getsizeof when __sizeof__ is C code, else tp_basicsize
+   plus the GC header.  Returns 0 with *out set, or -1 with an exception set. */
+static int
+safe_sizeof(core_state *st, PyObject *obj, int64_t *out)
+{
+    PyTypeObject *tp = Py_TYPE(obj);
+    PyObject *descr = _PyType_Lookup(tp, st->str_sizeof); /* borrowed */
+    if (descr != NULL
+        && (Py_IS_TYPE(descr, &PyMethodDescr_Type) || Py_IS_TYPE(descr, &PyWrapperDescr_Type))) {
+        /* The call may in principle drop the type's last reference to descr. */
+        Py_INCREF(descr);
+        Py_ssize_t size = c_getsizeof(obj, descr);
+        Py_DECREF(descr);
+        if (size >= 0) {
+            *out = (int64_t)size;
+            return 0;
+        }
+        /* graph.py catches Exception, not BaseException. */
+        if (size == -2 || !PyErr_ExceptionMatches(PyExc_Exception)) {
+            return -1;
+        }
+        PyErr_Clear();
+    }
+    else if (PyErr_Occurred()) {
+        return -1;
+    }
+    int64_t size = (int64_t)tp->tp_basicsize;
+    if (PyType_IS_GC(tp)) {
+        size += FALLBACK_GC_HEADER;
+    }
+    *out = size;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* build_graph                                                               */
+/* ------------------------------------------------------------------------- */
+
+/* Referents are gathered raw (as addresses) for a chunk of sources, then mapped
+   to nodes in one pass that prefetches ahead.  Deferring the lookup is exact:
+   the addresses are only compared with those of the listed objects, which the
+   snapshot keeps alive, so even a referent freed meanwhile cannot be mistaken
+   for a node. */
+#define CHUNK_SOURCES 256
+#define CHUNK_REFS 4096
+
+typedef struct {
+    const void **refs;
+    Py_ssize_t len;
+    Py_ssize_t cap;
+    int out_of_memory;
+} ref_buffer;
+
+/* visitproc handed to tp_traverse: remember the referent's address. */
+static int
+gather_referent(PyObject *ref, void *arg)
+{
+    ref_buffer *rb = (ref_buffer *)arg;
+    if (ref == NULL) {
+        return 0;
+    }
+    if (rb->len == rb->cap) {
+        Py_ssize_t cap = rb->cap * 2;
+        const void **grown = NULL;
+        if ((size_t)cap <= SIZE_MAX / sizeof(void *)) {
+            grown = (const void **)realloc((void *)rb->refs, (size_t)cap * sizeof(void *));
+        }
+        if (grown == NULL) {
+            rb->out_of_memory = 1;
+            return -1; /* stops the traversal; tp_traverse passes this on */
+        }
+        rb->refs = grown;
+        rb->cap = cap;
+    }
+    rb->refs[rb->len++] = ref;
+    return 0;
+}
+
+/* A growable int64 array. */
+typedef struct {
+    int64_t *data;
+    Py_ssize_t len;
+    Py_ssize_t cap;
+} i64_vec;
+
+static int
+vec_reserve(i64_vec *v, Py_ssize_t extra)
+{
+    if (v->cap - v->len >= extra) {
+        return 0;
+    }
+    Py_ssize_t cap = v->cap > 0 ? v->cap : 16;
+    while (cap - v->len < extra) {
+        if (cap > PY_SSIZE_T_MAX / 2 / (Py_ssize_t)sizeof(int64_t)) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        cap *= 2;
+    }
+    int64_t *grown = (int64_t *)realloc(v->data, (size_t)cap * sizeof(int64_t));
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    v->data = grown;
+    v->cap = cap;
+    return 0;
+}
+
+/* Map the gathered referents of sources first..first+count-1 (ref_end[k] is
+   where the referents of source first+k end) to edges: listed objects only,
+   each once per source, in visiting order. */
+static int
+resolve_chunk(ptr_map *index, const ref_buffer *rb, const Py_ssize_t *ref_end,
+              Py_ssize_t first, Py_ssize_t count, int64_t *offsets, i64_vec *targets)
+{
+    /* At most one edge per referent. */
+    if (vec_reserve(targets, rb->len) < 0) {
+        return -1;
+    }
+    const void **refs = rb->refs;
+    Py_ssize_t nrefs = rb->len;
+    Py_ssize_t k = 0;
+    for (Py_ssize_t s = 0; s < count; s++) {
+        int32_t stamp = (int32_t)(first + s + 1);
+        for (Py_ssize_t end = ref_end[s]; k < end; k++) {
+            if (k + PREFETCH_AHEAD < nrefs) {
+                PREFETCH_WRITE(map_home(index, refs[k + PREFETCH_AHEAD]));
+            }
+            map_slot *slot = map_find(index, refs[k]);
+            if (slot != NULL && slot->stamp != stamp) {
+                slot->stamp = stamp;
+                targets->data[targets->len++] = slot->value;
+            }
+        }
+        offsets[first + s + 1] = targets->len;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(build_graph_doc,
+"build_graph(objects, /)\n--\n\n"
+"Graph of references among objects: (offsets, targets, sizes, type_ids, types).\n"
+"Same result as graph._build_graph_py.");
+
+static PyObject *
+core_build_graph(PyObject *module, PyObject *arg)
+{
+    core_state *st = get_state(module);
+    if (!PyList_Check(arg) && !PyTuple_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "build_graph() needs a list, not %.100s",
+                     Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    /* Work on a private snapshot: a C __sizeof__ may in principle run code that
+       mutates the caller's list, and the snapshot's references keep every node
+       (and so every address in the index) alive. */
+    PyObject *objects = PyList_Check(arg) ? PyList_AsTuple(arg)
+                                          : PyTuple_GetSlice(arg, 0, PyTuple_GET_SIZE(arg));
+    if (objects == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(objects);
+    PyObject **items = ((PyTupleObject *)objects)->ob_item;
+
+    PyObject *result = NULL;
+    PyObject *types = NULL;
+    ptr_map index = {NULL, 0, 0};
+    ptr_map type_index = {NULL, 0, 0};
+    ref_buffer rb = {NULL, 0, CHUNK_REFS, 0};
+    i64_vec targets = {NULL, 0, 0};
+    Py_ssize_t ref_end[CHUNK_SOURCES];
+    q_output out_offsets, out_sizes, out_type_ids;
+    memset(&out_offsets, 0, sizeof(out_offsets));
+    memset(&out_sizes, 0, sizeof(out_sizes));
+    memset(&out_type_ids, 0, sizeof(out_type_ids));
+
+    if (n > MAP_MAX_VALUE) {
+        PyErr_SetString(PyExc_OverflowError, "build_graph() takes at most 2**31 - 2 objects");
+        goto done;
+    }
+    rb.refs = (const void **)scratch_array(CHUNK_REFS, sizeof(void *));
+    if (rb.refs == NULL
+        || q_output_new(st, n + 1, &out_offsets) < 0
+        || q_output_new(st, n, &out_sizes) < 0
+        || q_output_new(st, n, &out_type_ids) < 0
+        || vec_reserve(&targets, n) < 0) {
+        goto done;
+    }
+    int64_t *offsets = out_offsets.data;
+    int64_t *sizes = out_sizes.data;
+    int64_t *type_ids = out_type_ids.data;
+    if (map_init(&index, (size_t)n) < 0 || map_init(&type_index, 8) < 0) {
+        goto done;
+    }
+    types = PyList_New(0);
+    if (types == NULL) {
+        goto done;
+    }
+
+    /* A later position wins for an object listed twice, as in the dict that
+       _build_graph_py builds. */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (i + PREFETCH_AHEAD < n) {
+            PREFETCH_WRITE(map_home(&index, items[i + PREFETCH_AHEAD]));
+        }
+        map_put(&index, items[i], (int32_t)i);
+    }
+
+    offsets[0] = 0;
+    Py_ssize_t chunk_first = 0;
+    PyTypeObject *last_type = NULL;
+    int64_t last_type_id = -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *obj = items[i];
+        PyTypeObject *tp = Py_TYPE(obj);
+
+        /* The referents, exactly as gc.get_referents finds them: only objects
+           that are GC objects by _PyObject_IS_GC (type flag, then tp_is_gc),
+           tracked or not, and have a tp_traverse. */
+        if (PyType_IS_GC(tp) && (tp->tp_is_gc == NULL || tp->tp_is_gc(obj))
+            && tp->tp_traverse != NULL) {
+            if (tp->tp_traverse(obj, gather_referent, &rb) != 0) {
+                if (rb.out_of_memory) {
+                    PyErr_NoMemory();
+                }
+                else if (!PyErr_Occurred()) {
+                    PyErr_Format(PyExc_SystemError, "tp_traverse of %.100s failed",
+                                 tp->tp_name);
+                }
+                goto done;
+            }
+        }
+        ref_end[i - chunk_first] = rb.len;
+
+        if (tp != last_type) {
+            map_slot *slot = map_find(&type_index, tp);
+            if (slot != NULL) {
+                last_type_id = slot->value;
+            }
+            else {
+                last_type_id = PyList_GET_SIZE(types);
+                if (map_reserve(&type_index) < 0 || PyList_Append(types, (PyObject *)tp) < 0) {
+                    goto done;
+                }
+                map_put(&type_index, tp, (int32_t)last_type_id);
+            }
+            last_type = tp;
+        }
+        type_ids[i] = last_type_id;
+
+        if (safe_sizeof(st, obj, &sizes[i]) < 0) {
+            goto done;
+        }
+
+        if (rb.len >= CHUNK_REFS || i - chunk_first + 1 == CHUNK_SOURCES || i + 1 == n) {
+            if (resolve_chunk(&index, &rb, ref_end, chunk_first, i - chunk_first + 1, offsets,
+                              &targets) < 0) {
+                goto done;
+            }
+            chunk_first = i + 1;
+            rb.len = 0;
+        }
+    }
+
+    PyObject *a_targets = make_q_array(st, targets.data, targets.len);
+    if (a_targets != NULL) {
+        PyObject *a_offsets = q_output_finish(&out_offsets, 1);
+        PyObject *a_sizes = q_output_finish(&out_sizes, 1);
+        PyObject *a_type_ids = q_output_finish(&out_type_ids, 1);
+        result = PyTuple_Pack(5, a_offsets, a_targets, a_sizes, a_type_ids, types);
+        Py_DECREF(a_offsets);
+        Py_DECREF(a_sizes);
+        Py_DECREF(a_type_ids);
+        Py_DECREF(a_targets);
+    }
+
+done:
+    q_output_finish(&out_offsets, 0);
+    q_output_finish(&out_sizes, 0);
+    q_output_finish(&out_type_ids, 0);
+    Py_XDECREF(types);
+    map_free(&index);
+    map_free(&type_index);
+    scratch_free((void *)rb.refs);
+    scratch_free(targets.data);
+    Py_DECREF(objects);
+    return result;
+}
+
+/* ------------------------------------------------------------------------- */
+/* scc                                                                       */
+/* ------------------------------------------------------------------------- */
+
+PyDoc_STRVAR(scc_doc,
+"scc(n, offsets, targets, /)\n--\n\n"
+"Strongly connected components: (comp, ncomp, cyclic). Same result as graph._scc_py.");
+
+static PyObject *
+core_scc(PyObject *module, PyObject *args)
+{
+    core_state *st = get_state(module);
+    Py_ssize_t n;
+    PyObject *o_offsets, *o_targets;
+    if (!PyArg_ParseTuple(args, "nOO:scc", &n, &o_offsets, &o_targets)) {
+        return NULL;
+    }
+    i64_arg offsets_arg, targets_arg;
+    memset(&offsets_arg, 0, sizeof(offsets_arg));
+    memset(&targets_arg, 0, sizeof(targets_arg));
+    PyObject *result = NULL;
+    int64_t *index = NULL, *low = NULL, *raw = NULL, *stack = NULL;
+    int64_t *work_v = NULL, *work_pos = NULL, *renumber = NULL, *size = NULL;
+    unsigned char *on_stack = NULL;
+    q_output out_comp;
+    memset(&out_comp, 0, sizeof(out_comp));
+
+    if (get_i64_arg(o_offsets, "offsets", &offsets_arg) < 0
+        || get_i64_arg(o_targets, "targets", &targets_arg) < 0
+        || check_csr(n, &offsets_arg, &targets_arg) < 0
+        || q_output_new(st, n, &out_comp) < 0) {
+        goto done;
+    }
+    const int64_t *off = offsets_arg.data;
+    const int64_t *tg = targets_arg.data;
+
+    index = alloc_i64_filled(n, -1);
+    low = alloc_i64(n);
+    raw = alloc_i64(n);  /* component in order of completion */
+    stack = alloc_i64(n);
+    work_v = alloc_i64(n);   /* explicit DFS stack: node and next edge */
+    work_pos = alloc_i64(n);
+    on_stack = alloc_bytes_zeroed(n);
+    if (!index || !low || !raw || !stack || !work_v || !work_pos || !on_stack) {
+        goto done;
+    }
+
+    /* Iterative Tarjan, step for step the loop of _scc_py. */
+    int64_t counter = 0, ncomp = 0;
+    Py_ssize_t sp = 0; /* Tarjan stack height */
+    for (int64_t root = 0; root < n; root++) {
+        if (index[root] != -1) {
+            continue;
+        }
+        Py_ssize_t wp = 0; /* DFS stack height */
+        work_v[wp] = root;
+        work_pos[wp] = off[root];
+        wp++;
+        index[root] = low[root] = counter++;
+        stack[sp++] = root;
+        on_stack[root] = 1;
+        while (wp > 0) {
+            int64_t v = work_v[wp - 1];
+            int64_t pos = work_pos[wp - 1];
+            int64_t end = off[v + 1];
+            int pushed = 0;
+            while (pos < end) {
+                int64_t w = tg[pos++];
+                if (index[w] == -1) {
+                    work_pos[wp - 1] = pos;
+                    index[w] = low[w] = counter++;
+                    stack[sp++] = w;
+                    on_stack[w] = 1;
+                    work_v[wp] = w;
+                    work_pos[wp] = off[w];
+                    wp++;
+                    pushed = 1;
+                    break;
+                }
+                if (on_stack[w] && index[w] < low[v]) {
+                    low[v] = index[w];
+                }
+            }
+            if (pushed) {
+                continue;
+            }
+            wp--;
+            if (wp > 0) {
+                int64_t parent = work_v[wp - 1];
+                if (low[v] < low[parent]) {
+                    low[parent] = low[v];
+                }
+            }
+            if (low[v] == index[v]) {
+                int64_t w;
+                do {
+                    w = stack[--sp];
+                    on_stack[w] = 0;
+                    raw[w] = ncomp;
+                } while (w != v);
+                ncomp++;
+            }
+        }
+    }
+
+    /* Renumber components by their smallest node, then mark the cyclic ones
+       (more than one node, or a self-loop). */
+    renumber = alloc_i64_filled(ncomp, -1);
+    size = alloc_i64_filled(ncomp, 0);
+    if (!renumber || !size) {
+        goto done;
+    }
+    int64_t *comp = out_comp.data;
+    int64_t next_id = 0;
+    for (int64_t node = 0; node < n; node++) {
+        int64_t r = raw[node];
+        if (renumber[r] == -1) {
+            renumber[r] = next_id++;
+        }
+        comp[node] = renumber[r];
+        size[comp[node]]++;
+    }
+    PyObject *cyclic = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)ncomp);
+    if (cyclic == NULL) {
+        goto done;
+    }
+    char *cy = PyByteArray_AS_STRING(cyclic);
+    memset(cy, 0, (size_t)ncomp);
+    for (int64_t node = 0; node < n; node++) {
+        int64_t c = comp[node];
+        if (size[c] > 1) {
+            cy[c] = 1;
+            continue;
+        }
+        for (int64_t pos = off[node]; pos < off[node + 1]; pos++) {
+            if (tg[pos] == node) {
+                cy[c] = 1;
+                break;
+            }
+        }
+    }
+    result = Py_BuildValue("(NLN)", q_output_finish(&out_comp, 1), (long long)ncomp, cyclic);
+
+done:
+    q_output_finish(&out_comp, 0);
+    release_i64_arg(&offsets_arg);
+    release_i64_arg(&targets_arg);
+    scratch_free(index);
+    scratch_free(low);
+    scratch_free(raw);
+    scratch_free(stack);
+    scratch_free(work_v);
+    scratch_free(work_pos);
+    scratch_free(on_stack);
+    scratch_free(renumber);
+    scratch_free(size);
+    return result;
+}
+
+/* ------------------------------------------------------------------------- */
+/* representative_cycles                                                     */
+/* ------------------------------------------------------------------------- */
+
+PyDoc_STRVAR(representative_cycles_doc,
+"representative_cycles(n, offsets, targets, comp, ncomp, cyclic_bytes, rank, /)\n--\n\n"
+"One shortest cycle per cyclic component: (starts, nodes, edges).\n"
+"Same result as graph._representatives_py.");
+
+static PyObject *
+core_representative_cycles(PyObject *module, PyObject *args)
+{
+    core_state *st = get_state(module);
+    Py_ssize_t n, ncomp;
+    PyObject *o_offsets, *o_targets, *o_comp, *o_cyclic, *o_rank;
+    if (!PyArg_ParseTuple(args, "nOOOnOO:representative_cycles", &n, &o_offsets, &o_targets,
+                          &o_comp, &ncomp, &o_cyclic, &o_rank)) {
+        return NULL;
+    }
+    i64_arg offsets_arg, targets_arg, comp_arg, rank_arg;
+    bytes_arg cyclic_arg;
+    memset(&offsets_arg, 0, sizeof(offsets_arg));
+    memset(&targets_arg, 0, sizeof(targets_arg));
+    memset(&comp_arg, 0, sizeof(comp_arg));
+    memset(&rank_arg, 0, sizeof(rank_arg));
+    memset(&cyclic_arg, 0, sizeof(cyclic_arg));
+    PyObject *result = NULL;
+    int64_t *best = NULL, *nodes = NULL, *edges = NULL;
+    q_output out_starts;
+    memset(&out_starts, 0, sizeof(out_starts));
+    int64_t *mark = NULL, *parent = NULL, *parent_pos = NULL, *queue = NULL;
+
+    if (get_i64_arg(o_offsets, "offsets", &offsets_arg) < 0
+        || get_i64_arg(o_targets, "targets", &targets_arg) < 0
+        || get_i64_arg(o_comp, "comp", &comp_arg) < 0
+        || get_bytes_arg(o_cyclic, "cyclic_bytes", &cyclic_arg) < 0
+        || get_i64_arg(o_rank, "rank", &rank_arg) < 0
+        || check_csr(n, &offsets_arg, &targets_arg) < 0) {
+        goto done;
+    }
+    if (ncomp < 0) {
+        PyErr_SetString(PyExc_ValueError, "ncomp must be >= 0");
+        goto done;
+    }
+    if (check_comp(n, &comp_arg, ncomp) < 0) {
+        goto done;
+    }
+    if (cyclic_arg.len != ncomp) {
+        PyErr_Format(PyExc_ValueError, "cyclic_bytes must have ncomp = %zd items, not %zd",
+                     ncomp, cyclic_arg.len);
+        goto done;
+    }
+    if (rank_arg.len != n) {
+        PyErr_Format(PyExc_ValueError, "rank must have n = %zd items, not %zd", n, rank_arg.len);
+        goto done;
+    }
+    const int64_t *off = offsets_arg.data;
+    const int64_t *tg = targets_arg.data;
+    const int64_t *comp = comp_arg.data;
+    const int64_t *rank = rank_arg.data;
+    const unsigned char *cyclic = cyclic_arg.data;
+
+    if (q_output_new(st, ncomp + 1, &out_starts) < 0) {
+        goto done;
+    }
+    int64_t *starts = out_starts.data;
+    best = alloc_i64_filled(ncomp, -1);
+    /* Components are disjoint and each cycle is a simple path inside its
+       component, so all cycles together hold at most n nodes. */
+    nodes = alloc_i64(n);
+    edges = alloc_i64(n);
+    /* BFS state shared by all components.  mark[v] == c + 1 means v was
+       reached in the BFS of component c, so nothing is cleared between
+       components; parent/parent_pos are valid only where mark says so. */
+    mark = alloc_i64_filled(n, 0);
+    parent = alloc_i64(n);
+    parent_pos = alloc_i64(n);
+    queue = alloc_i64(n);
+    if (!best || !nodes || !edges || !mark || !parent || !parent_pos || !queue) {
+        goto done;
+    }
+
+    /* Best-ranked candidate of each cyclic component; ties go to the smaller node. */
+    for (int64_t node = 0; node < n; node++) {
+        int64_t c = comp[node];
+        if (cyclic[c] && rank[node] >= 0) {
+            int64_t b = best[c];
+            if (b == -1 || rank[node] < rank[b]) {
+                best[c] = node;
+            }
+        }
+    }
+
+    int64_t total = 0;
+    starts[0] = 0;
+    for (int64_t c = 0; c < ncomp; c++) {
+        int64_t start = best[c];
+        if (start == -1) {
+            starts[c + 1] = total;
+            continue;
+        }
+        /* BFS inside the component for the shortest way back to start. */
+        int64_t stamp = c + 1;
+        mark[start] = stamp;
+        Py_ssize_t head = 0, tail = 0;
+        queue[tail++] = start;
+        int64_t closing_v = -1, closing_pos = -1;
+        while (head < tail && closing_v == -1) {
+            int64_t v = queue[head++];
+            int64_t first = off[v];
+            for (int64_t pos = first; pos < off[v + 1]; pos++) {
+                int64_t w = tg[pos];
+                if (comp[w] != c) {
+                    continue;
+                }
+                if (w == start) {
+                    closing_v = v;
+                    closing_pos = pos - first;
+                    break;
+                }
+                if (mark[w] != stamp) {
+                    mark[w] = stamp;
+                    parent[w] = v;
+                    parent_pos[w] = pos - first;
+                    queue[tail++] = w;
+                }
+            }
+        }
+        if (closing_v == -1) {
+            PyErr_Format(PyExc_ValueError,
+                         "component %lld is marked cyclic but no cycle passes through "
+                         "node %lld: comp is not a strongly connected decomposition",
+                         (long long)c, (long long)start);
+            goto done;
+        }
+        /* The path start -> ... -> closing_v, then the edge back to start;
+           walk the parents backwards and fill from the end. */
+        int64_t len = 1;
+        for (int64_t v = closing_v; v != start; v = parent[v]) {
+            len++;
+        }
+        int64_t k = total + len - 1;
+        nodes[k] = closing_v;
+        edges[k] = closing_pos;
+        for (int64_t v = closing_v; v != start; v = parent[v]) {
+            k--;
+            nodes[k] = parent[v];
+            edges[k] = parent_pos[v];
+        }
+        total += len;
+        starts[c + 1] = total;
+    }
+
+    PyObject *a_nodes = make_q_array(st, nodes, total);
+    PyObject *a_edges = a_nodes ? make_q_array(st, edges, total) : NULL;
+    if (a_edges != NULL) {
+        PyObject *a_starts = q_output_finish(&out_starts, 1);
+        result = PyTuple_Pack(3, a_starts, a_nodes, a_edges);
+        Py_DECREF(a_starts);
+    }
+    Py_XDECREF(a_nodes);
+    Py_XDECREF(a_edges);
+
+done:
+    q_output_finish(&out_starts, 0);
+    release_i64_arg(&offsets_arg);
+    release_i64_arg(&targets_arg);
+    release_i64_arg(&comp_arg);
+    release_i64_arg(&rank_arg);
+    release_bytes_arg(&cyclic_arg);
+    scratch_free(best);
+    scratch_free(nodes);
+    scratch_free(edges);
+    scratch_free(mark);
+    scratch_free(parent);
+    scratch_free(parent_pos);
+    scratch_free(queue);
+    return result;
+}
+
+/* ------------------------------------------------------------------------- */
+/* attribute_acyclic                                                         */
+/* ------------------------------------------------------------------------- */
+
+PyDoc_STRVAR(attribute_acyclic_doc,
+"attribute_acyclic(n, offsets, targets, comp, cyclic_bytes, /)\n--\n\n"
+"The cyclic component that keeps each node alive, or -1: owner.\n"
+"Same result as graph._attribute_py.");
+
+static PyObject *
+core_attribute_acyclic(PyObject *module, PyObject *args)
+{
+    core_state *st = get_state(module);
+    Py_ssize_t n;
+    PyObject *o_offsets, *o_targets, *o_comp, *o_cyclic;
+    if (!PyArg_ParseTuple(args, "nOOOO:attribute_acyclic", &n, &o_offsets, &o_targets,
+                          &o_comp, &o_cyclic)) {
+        return NULL;
+    }
+    i64_arg offsets_arg, targets_arg, comp_arg;
+    bytes_arg cyclic_arg;
+    memset(&offsets_arg, 0, sizeof(offsets_arg));
+    memset(&targets_arg, 0, sizeof(targets_arg));
+    memset(&comp_arg, 0, sizeof(comp_arg));
+    memset(&cyclic_arg, 0, sizeof(cyclic_arg));
+    PyObject *result = NULL;
+    int64_t *queue = NULL;
+    q_output out_owner;
+    memset(&out_owner, 0, sizeof(out_owner));
+
+    if (get_i64_arg(o_offsets, "offsets", &offsets_arg) < 0
+        || get_i64_arg(o_targets, "targets", &targets_arg) < 0
+        || get_i64_arg(o_comp, "comp", &comp_arg) < 0
+        || get_bytes_arg(o_cyclic, "cyclic_bytes", &cyclic_arg) < 0
+        || check_csr(n, &offsets_arg, &targets_arg) < 0
+        || check_comp(n, &comp_arg, cyclic_arg.len) < 0) {
+        goto done;
+    }
+    const int64_t *off = offsets_arg.data;
+    const int64_t *tg = targets_arg.data;
+    const int64_t *comp = comp_arg.data;
+    const unsigned char *cyclic = cyclic_arg.data;
+
+    queue = alloc_i64(n); /* every node enters at most once */
+    if (queue == NULL || q_output_new(st, n, &out_owner) < 0) {
+        goto done;
+    }
+    int64_t *owner = out_owner.data;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        owner[i] = -1;
+    }
+    /* Multi-source BFS seeded with the cyclic nodes in node order. */
+    Py_ssize_t head = 0, tail = 0;
+    for (int64_t node = 0; node < n; node++) {
+        int64_t c = comp[node];
+        if (cyclic[c]) {
+            owner[node] = c;
+            queue[tail++] = node;
+        }
+    }
+    while (head < tail) {
+        int64_t v = queue[head++];
+        int64_t o = owner[v];
+        for (int64_t pos = off[v]; pos < off[v + 1]; pos++) {
+            int64_t w = tg[pos];
+            if (owner[w] == -1) {
+                owner[w] = o;
+                queue[tail++] = w;
+            }
+        }
+    }
+    result = q_output_finish(&out_owner, 1);
+
+done:
+    q_output_finish(&out_owner, 0);
+    release_i64_arg(&offsets_arg);
+    release_i64_arg(&targets_arg);
+    release_i64_arg(&comp_arg);
+    release_bytes_arg(&cyclic_arg);
+    scratch_free(queue);
+    return result;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Module                                                                    */
+/* ------------------------------------------------------------------------- */
+
+static PyMethodDef core_methods[] = {
+    {"build_graph", core_build_graph, METH_O, build_graph_doc},
+    {"scc", core_scc, METH_VARARGS, scc_doc},
+    {"representative_cycles", core_representative_cycles, METH_VARARGS,
+     representative_cycles_doc},
+    {"attribute_acyclic", core_attribute_acyclic, METH_VARARGS, attribute_acyclic_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static int
+core_exec(PyObject *module)
+{
+    core_state *st = get_state(module);
+    PyObject *array_module = PyImport_ImportModule("array");
+    if (array_module == NULL) {
+        return -1;
+    }
+    st->array_type = PyObject_GetAttrString(array_module, "array");
+    Py_DECREF(array_module);
+    if (st->array_type == NULL) {
+        return -1;
+    }
+    st->zero_item = PyObject_CallFunction(st->array_type, "C[i]", 'q', 0);
+    if (st->zero_item == NULL) {
+        return -1;
+    }
+    st->str_sizeof = PyUnicode_InternFromString("__sizeof__");
+    if (st->str_sizeof == NULL) {
+        return -1;
+    }
+    st->str_frombytes = PyUnicode_InternFromString("frombytes");
+    if (st->str_frombytes == NULL) {
+        return -1;
+    }
+    return 0;
+}
+
+static int
+core_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    core_state *st = get_state(module);
+    if (st != NULL) {
+        Py_VISIT(st->array_type);
+        Py_VISIT(st->zero_item);
+    }
+    return 0;
+}
+
+static int
+core_clear(PyObject *module)
+{
+    core_state *st = get_state(module);
+    if (st != NULL) {
+        Py_CLEAR(st->array_type);
+        Py_CLEAR(st->zero_item);
+        Py_CLEAR(st->str_sizeof);
+        Py_CLEAR(st->str_frombytes);
+    }
+    return 0;
+}
+
+static void
+core_free(void *module)
+{
+    core_clear((PyObject *)module);
+}
+
+static PyModuleDef_Slot core_slots[] = {
+    {Py_mod_exec, core_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef core_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "cyclescope._core",
+    .m_doc = "C twins of the graph algorithms in cyclescope.graph.",
+    .m_size = sizeof(core_state),
+    .m_methods = core_methods,
+    .m_slots = core_slots,
+    .m_traverse = core_traverse,
+    .m_clear = core_clear,
+    .m_free = core_free,
+};
+
+PyMODINIT_FUNC
+PyInit__core(void)
+{
+    return PyModuleDef_Init(&core_module);
+}

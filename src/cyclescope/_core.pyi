@@ -1,0 +1,35 @@
+"""C twins of the graph functions in :mod:`cyclescope.graph` (same results, faster).
+
+Integer array arguments take any buffer of int64 items (``array('q')``); byte
+arguments any buffer of single bytes (``bytes``, ``bytearray``). Inconsistent
+input raises ``ValueError``.
+"""
+
+from array import array
+
+from typing_extensions import Buffer  # collections.abc.Buffer from 3.12 on
+
+def build_graph(
+    objects: list[object] | tuple[object, ...], /
+) -> tuple[array[int], array[int], array[int], array[int], list[type]]:
+    """``(offsets, targets, sizes, type_ids, types)``, as ``graph._build_graph_py``."""
+
+def scc(n: int, offsets: Buffer, targets: Buffer, /) -> tuple[array[int], int, bytearray]:
+    """``(comp, ncomp, cyclic)``, as ``graph._scc_py``."""
+
+def representative_cycles(
+    n: int,
+    offsets: Buffer,
+    targets: Buffer,
+    comp: Buffer,
+    ncomp: int,
+    cyclic_bytes: Buffer,
+    rank: Buffer,
+    /,
+) -> tuple[array[int], array[int], array[int]]:
+    """``(starts, nodes, edges)``, as ``graph._representatives_py``."""
+
+def attribute_acyclic(
+    n: int, offsets: Buffer, targets: Buffer, comp: Buffer, cyclic_bytes: Buffer, /
+) -> array[int]:
+    """``owner`` per node, as ``graph._attribute_py``."""
