@@ -46,3 +46,14 @@ def pure(session: nox.Session) -> None:
     """The suite on the pure-Python fallback (no C core), as where no compiler exists."""
     session.install(".[test]")
     session.run("pytest", "-q", "-m", "not real", *session.posargs, env={"CYCLESCOPE_PURE": "1"})
+
+
+@nox.session(python="3.11")
+def bench(session: nox.Session) -> None:
+    """Capture + explain against gc.collect(), refcycle, objgraph and guppy3 (benchmarks/README.md).
+
+    Prints one table of ratios and writes benchmarks/results/latest.json; extra
+    arguments go to the script (``nox -s bench -- --sizes 1k,10k``).
+    """
+    session.install(".", "objgraph", "refcycle", "guppy3")
+    session.run("python", "benchmarks/bench_capture.py", *session.posargs)

@@ -2,7 +2,8 @@
  * cyclescope._core: C twins of the pure-Python graph functions in graph.py.
  *
  * Every function here must return exactly what its pure-Python reference returns
- * (_build_graph_py, _scc_py, _representatives_py, _attribute_py); graph.py's
+ * (_build_graph_py, _scc_py, _representatives_py, _attribute_py,
+ * _component_totals_py, _cycle_shapes_py, _members_py); graph.py's
  * docstrings define the semantics and tests/unit/test_graph.py checks the two
  * against each other.  Nothing here may run user-defined Python code: references
  * are read through tp_traverse (as gc.get_referents does) and sizes only through
@@ -329,6 +330,36 @@ release_bytes_arg(bytes_arg *arg)
     }
 }
 
+/* Check that offsets cuts total items into count runs: count + 1 non-decreasing
+   entries from 0 to total.  The names are for the error messages. */
+static int
+check_offsets(const char *name, const char *count_name, Py_ssize_t count, const i64_arg *offsets,
+              const char *total_name, Py_ssize_t total)
+{
+    if (offsets->len != count + 1) {
+        PyErr_Format(PyExc_ValueError, "%s must have %s + 1 = %zd items, not %zd",
+                     name, count_name, count + 1, offsets->len);
+        return -1;
+    }
+    const int64_t *off = offsets->data;
+    if (off[0] != 0) {
+        PyErr_Format(PyExc_ValueError, "%s[0] must be 0", name);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (off[i + 1] < off[i]) {
+            PyErr_Format(PyExc_ValueError, "%s must be non-decreasing (at %zd)", name, i + 1);
+            return -1;
+        }
+    }
+    if (off[count] != total) {
+        PyErr_Format(PyExc_ValueError, "%s[%s] must equal %s = %zd, not %lld",
+                     name, count_name, total_name, total, (long long)off[count]);
+        return -1;
+    }
+    return 0;
+}
+
 /* Check that (offsets, targets) is a CSR graph over n nodes: offsets has n + 1
    non-decreasing entries from 0 to len(targets), every target is in [0, n). */
 static int
@@ -338,25 +369,7 @@ check_csr(Py_ssize_t n, const i64_arg *offsets, const i64_arg *targets)
         PyErr_SetString(PyExc_ValueError, "n must be >= 0");
         return -1;
     }
-    if (offsets->len != n + 1) {
-        PyErr_Format(PyExc_ValueError, "offsets must have n + 1 = %zd items, not %zd",
-                     n + 1, offsets->len);
-        return -1;
-    }
-    const int64_t *off = offsets->data;
-    if (off[0] != 0) {
-        PyErr_SetString(PyExc_ValueError, "offsets[0] must be 0");
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (off[i + 1] < off[i]) {
-            PyErr_Format(PyExc_ValueError, "offsets must be non-decreasing (at %zd)", i + 1);
-            return -1;
-        }
-    }
-    if (off[n] != targets->len) {
-        PyErr_Format(PyExc_ValueError, "offsets[n] must equal len(targets) = %zd, not %lld",
-                     targets->len, (long long)off[n]);
+    if (check_offsets("offsets", "n", n, offsets, "len(targets)", targets->len) < 0) {
         return -1;
     }
     const int64_t *tg = targets->data;
@@ -384,6 +397,41 @@ check_comp(Py_ssize_t n, const i64_arg *comp, Py_ssize_t ncomp)
                          i, (long long)comp->data[i], ncomp);
             return -1;
         }
+    }
+    return 0;
+}
+
+/* Check that owner has n entries, each -1 (no owner) or in [0, ncomp). */
+static int
+check_owner(Py_ssize_t n, const i64_arg *owner, Py_ssize_t ncomp)
+{
+    if (owner->len != n) {
+        PyErr_Format(PyExc_ValueError, "owner must have n = %zd items, not %zd", n, owner->len);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (owner->data[i] < -1 || owner->data[i] >= ncomp) {
+            PyErr_Format(PyExc_ValueError,
+                         "owner[%zd] = %lld is neither -1 nor a component in [0, %zd)",
+                         i, (long long)owner->data[i], ncomp);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Check a component count.  The bound is what an array('q') can hold, and
+   keeps ncomp + 1 from overflowing. */
+static int
+check_ncomp(Py_ssize_t ncomp)
+{
+    if (ncomp < 0) {
+        PyErr_SetString(PyExc_ValueError, "ncomp must be >= 0");
+        return -1;
+    }
+    if (ncomp >= PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(int64_t)) {
+        PyErr_NoMemory();
+        return -1;
     }
     return 0;
 }
@@ -422,18 +470,24 @@ typedef struct {
     size_t used;
 } ptr_map;
 
-/* Objects are 16-byte aligned, so the low bits of an address carry nothing;
-   a full 64-bit mix (murmur3's finalizer) spreads the rest over the table. */
-static inline size_t
-ptr_hash(const void *p)
+/* murmur3's 64-bit finalizer: every input bit affects every output bit. */
+static inline uint64_t
+mix64(uint64_t x)
 {
-    uint64_t x = (uint64_t)(uintptr_t)p;
     x ^= x >> 33;
     x *= UINT64_C(0xff51afd7ed558ccd);
     x ^= x >> 33;
     x *= UINT64_C(0xc4ceb9fe1a85ec53);
     x ^= x >> 33;
-    return (size_t)x;
+    return x;
+}
+
+/* Objects are 16-byte aligned, so the low bits of an address carry nothing;
+   a full 64-bit mix spreads the rest over the table. */
+static inline size_t
+ptr_hash(const void *p)
+{
+    return (size_t)mix64((uint64_t)(uintptr_t)p);
 }
 
 static inline map_slot *
@@ -1356,6 +1410,489 @@ done:
 }
 
 /* ------------------------------------------------------------------------- */
+/* component_totals                                                          */
+/* ------------------------------------------------------------------------- */
+
+PyDoc_STRVAR(component_totals_doc,
+"component_totals(n, comp, ncomp, owner, sizes, /)\n--\n\n"
+"Per component: (size, objects held, bytes held).\n"
+"Same result as graph._component_totals_py.");
+
+static PyObject *
+core_component_totals(PyObject *module, PyObject *args)
+{
+    core_state *st = get_state(module);
+    Py_ssize_t n, ncomp;
+    PyObject *o_comp, *o_owner, *o_sizes;
+    if (!PyArg_ParseTuple(args, "nOnOO:component_totals", &n, &o_comp, &ncomp, &o_owner,
+                          &o_sizes)) {
+        return NULL;
+    }
+    i64_arg comp_arg, owner_arg, sizes_arg;
+    memset(&comp_arg, 0, sizeof(comp_arg));
+    memset(&owner_arg, 0, sizeof(owner_arg));
+    memset(&sizes_arg, 0, sizeof(sizes_arg));
+    PyObject *result = NULL;
+    q_output out_size, out_objects, out_bytes;
+    memset(&out_size, 0, sizeof(out_size));
+    memset(&out_objects, 0, sizeof(out_objects));
+    memset(&out_bytes, 0, sizeof(out_bytes));
+
+    if (get_i64_arg(o_comp, "comp", &comp_arg) < 0
+        || get_i64_arg(o_owner, "owner", &owner_arg) < 0
+        || get_i64_arg(o_sizes, "sizes", &sizes_arg) < 0) {
+        goto done;
+    }
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "n must be >= 0");
+        goto done;
+    }
+    if (check_ncomp(ncomp) < 0
+        || check_comp(n, &comp_arg, ncomp) < 0
+        || check_owner(n, &owner_arg, ncomp) < 0) {
+        goto done;
+    }
+    if (sizes_arg.len != n) {
+        PyErr_Format(PyExc_ValueError, "sizes must have n = %zd items, not %zd", n, sizes_arg.len);
+        goto done;
+    }
+    const int64_t *comp = comp_arg.data;
+    const int64_t *owner = owner_arg.data;
+    const int64_t *sizes = sizes_arg.data;
+
+    if (q_output_new(st, ncomp, &out_size) < 0
+        || q_output_new(st, ncomp, &out_objects) < 0
+        || q_output_new(st, ncomp, &out_bytes) < 0) {
+        goto done;
+    }
+    int64_t *comp_size = out_size.data;
+    int64_t *held_objects = out_objects.data;
+    int64_t *held_bytes = out_bytes.data;
+    for (Py_ssize_t node = 0; node < n; node++) {
+        comp_size[comp[node]]++;
+        int64_t o = owner[node];
+        if (o >= 0) {
+            held_objects[o]++;
+            int64_t add = sizes[node], sum = held_bytes[o];
+            /* array('q') refuses the overflowing sum in the reference. */
+            if (add > 0 ? sum > INT64_MAX - add : sum < INT64_MIN - add) {
+                PyErr_Format(PyExc_OverflowError,
+                             "bytes held by component %lld do not fit in a signed 64-bit "
+                             "integer", (long long)o);
+                goto done;
+            }
+            held_bytes[o] = sum + add;
+        }
+    }
+    PyObject *a_size = q_output_finish(&out_size, 1);
+    PyObject *a_objects = q_output_finish(&out_objects, 1);
+    PyObject *a_bytes = q_output_finish(&out_bytes, 1);
+    result = PyTuple_Pack(3, a_size, a_objects, a_bytes);
+    Py_DECREF(a_size);
+    Py_DECREF(a_objects);
+    Py_DECREF(a_bytes);
+
+done:
+    q_output_finish(&out_size, 0);
+    q_output_finish(&out_objects, 0);
+    q_output_finish(&out_bytes, 0);
+    release_i64_arg(&comp_arg);
+    release_i64_arg(&owner_arg);
+    release_i64_arg(&sizes_arg);
+    return result;
+}
+
+/* ------------------------------------------------------------------------- */
+/* cycle_shapes                                                              */
+/* ------------------------------------------------------------------------- */
+
+/* A shape is the sequence of (type id, edge position) pairs along a cycle.  The
+   table maps a shape's hash to its number; the shape itself is read back from
+   the cycle of its first component, so keys are never copied. */
+typedef struct {
+    uint64_t hash;
+    int64_t shape; /* -1 marks an empty slot */
+} shape_slot;
+
+typedef struct {
+    shape_slot *slots;
+    size_t mask;
+    size_t used;
+} shape_table;
+
+static int
+shape_table_init(shape_table *t, size_t cap)
+{
+    t->slots = (shape_slot *)scratch_array((Py_ssize_t)cap, sizeof(shape_slot));
+    if (t->slots == NULL) {
+        return -1;
+    }
+    for (size_t i = 0; i < cap; i++) {
+        t->slots[i].shape = -1;
+    }
+    t->mask = cap - 1;
+    t->used = 0;
+    return 0;
+}
+
+/* Double the table; the stored hashes place every shape again. */
+static int
+shape_table_grow(shape_table *t)
+{
+    size_t cap = t->mask + 1;
+    if (cap > SIZE_MAX / 2 / sizeof(shape_slot)) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    shape_table bigger;
+    if (shape_table_init(&bigger, cap * 2) < 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < cap; i++) {
+        const shape_slot *s = &t->slots[i];
+        if (s->shape >= 0) {
+            size_t j = s->hash & bigger.mask;
+            while (bigger.slots[j].shape >= 0) {
+                j = (j + 1) & bigger.mask;
+            }
+            bigger.slots[j] = *s;
+        }
+    }
+    bigger.used = t->used;
+    scratch_free(t->slots);
+    *t = bigger;
+    return 0;
+}
+
+static uint64_t
+shape_hash(const int64_t *nodes, const int64_t *edges, int64_t len, const int64_t *type_ids)
+{
+    const uint64_t k = UINT64_C(0x9e3779b97f4a7c15);
+    uint64_t h = (uint64_t)len;
+    for (int64_t i = 0; i < len; i++) {
+        h = (h ^ (uint64_t)type_ids[nodes[i]]) * k;
+        h ^= h >> 32;
+        h = (h ^ (uint64_t)edges[i]) * k;
+        h ^= h >> 32;
+    }
+    return mix64(h);
+}
+
+static int
+same_shape(const int64_t *nodes, const int64_t *edges, const int64_t *type_ids,
+           int64_t a, int64_t b, int64_t len)
+{
+    for (int64_t i = 0; i < len; i++) {
+        if (edges[a + i] != edges[b + i] || type_ids[nodes[a + i]] != type_ids[nodes[b + i]]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+PyDoc_STRVAR(cycle_shapes_doc,
+"cycle_shapes(ncomp, starts, nodes, edges, type_ids, /)\n--\n\n"
+"Components grouped by the shape of their cycle: (shape_of, first).\n"
+"Same result as graph._cycle_shapes_py.");
+
+static PyObject *
+core_cycle_shapes(PyObject *module, PyObject *args)
+{
+    core_state *st = get_state(module);
+    Py_ssize_t ncomp;
+    PyObject *o_starts, *o_nodes, *o_edges, *o_type_ids;
+    if (!PyArg_ParseTuple(args, "nOOOO:cycle_shapes", &ncomp, &o_starts, &o_nodes, &o_edges,
+                          &o_type_ids)) {
+        return NULL;
+    }
+    i64_arg starts_arg, nodes_arg, edges_arg, type_ids_arg;
+    memset(&starts_arg, 0, sizeof(starts_arg));
+    memset(&nodes_arg, 0, sizeof(nodes_arg));
+    memset(&edges_arg, 0, sizeof(edges_arg));
+    memset(&type_ids_arg, 0, sizeof(type_ids_arg));
+    PyObject *result = NULL;
+    int64_t *first = NULL;
+    shape_table table = {NULL, 0, 0};
+    q_output out_shape_of;
+    memset(&out_shape_of, 0, sizeof(out_shape_of));
+
+    if (get_i64_arg(o_starts, "starts", &starts_arg) < 0
+        || get_i64_arg(o_nodes, "nodes", &nodes_arg) < 0
+        || get_i64_arg(o_edges, "edges", &edges_arg) < 0
+        || get_i64_arg(o_type_ids, "type_ids", &type_ids_arg) < 0
+        || check_ncomp(ncomp) < 0
+        || check_offsets("starts", "ncomp", ncomp, &starts_arg, "len(nodes)", nodes_arg.len) < 0) {
+        goto done;
+    }
+    if (edges_arg.len != nodes_arg.len) {
+        PyErr_Format(PyExc_ValueError, "edges must have len(nodes) = %zd items, not %zd",
+                     nodes_arg.len, edges_arg.len);
+        goto done;
+    }
+    const int64_t *starts = starts_arg.data;
+    const int64_t *nodes = nodes_arg.data;
+    const int64_t *edges = edges_arg.data;
+    const int64_t *type_ids = type_ids_arg.data;
+    for (Py_ssize_t k = 0; k < nodes_arg.len; k++) {
+        if (nodes[k] < 0 || nodes[k] >= type_ids_arg.len) {
+            PyErr_Format(PyExc_ValueError, "nodes[%zd] = %lld is not a node in [0, %zd)",
+                         k, (long long)nodes[k], type_ids_arg.len);
+            goto done;
+        }
+    }
+
+    first = alloc_i64(ncomp); /* at most one shape per component */
+    if (first == NULL
+        || shape_table_init(&table, 64) < 0
+        || q_output_new(st, ncomp, &out_shape_of) < 0) {
+        goto done;
+    }
+    int64_t *shape_of = out_shape_of.data;
+    int64_t nshapes = 0;
+    for (int64_t c = 0; c < ncomp; c++) {
+        int64_t s = starts[c], len = starts[c + 1] - s;
+        if (len == 0) {
+            shape_of[c] = -1;
+            continue;
+        }
+        uint64_t h = shape_hash(nodes + s, edges + s, len, type_ids);
+        size_t i = h & table.mask;
+        for (;;) {
+            shape_slot *slot = &table.slots[i];
+            if (slot->shape < 0) {
+                slot->hash = h;
+                slot->shape = nshapes;
+                first[nshapes] = c;
+                shape_of[c] = nshapes++;
+                table.used++;
+                /* Keep the table at most half full. */
+                if (table.used * 2 > table.mask + 1 && shape_table_grow(&table) < 0) {
+                    goto done;
+                }
+                break;
+            }
+            if (slot->hash == h) {
+                int64_t f = first[slot->shape];
+                int64_t fs = starts[f];
+                if (starts[f + 1] - fs == len && same_shape(nodes, edges, type_ids, fs, s, len)) {
+                    shape_of[c] = slot->shape;
+                    break;
+                }
+            }
+            i = (i + 1) & table.mask;
+        }
+    }
+
+    PyObject *a_first = make_q_array(st, first, nshapes);
+    if (a_first != NULL) {
+        PyObject *a_shape_of = q_output_finish(&out_shape_of, 1);
+        result = PyTuple_Pack(2, a_shape_of, a_first);
+        Py_DECREF(a_shape_of);
+        Py_DECREF(a_first);
+    }
+
+done:
+    q_output_finish(&out_shape_of, 0);
+    release_i64_arg(&starts_arg);
+    release_i64_arg(&nodes_arg);
+    release_i64_arg(&edges_arg);
+    release_i64_arg(&type_ids_arg);
+    scratch_free(first);
+    scratch_free(table.slots);
+    return result;
+}
+
+/* ------------------------------------------------------------------------- */
+/* members_by_owner                                                          */
+/* ------------------------------------------------------------------------- */
+
+PyDoc_STRVAR(members_by_owner_doc,
+"members_by_owner(n, owner, ncomp, /)\n--\n\n"
+"The nodes each component holds, CSR-style: (starts, members).\n"
+"Same result as graph._members_py.");
+
+static PyObject *
+core_members_by_owner(PyObject *module, PyObject *args)
+{
+    core_state *st = get_state(module);
+    Py_ssize_t n, ncomp;
+    PyObject *o_owner;
+    if (!PyArg_ParseTuple(args, "nOn:members_by_owner", &n, &o_owner, &ncomp)) {
+        return NULL;
+    }
+    i64_arg owner_arg;
+    memset(&owner_arg, 0, sizeof(owner_arg));
+    PyObject *result = NULL;
+    int64_t *fill = NULL;
+    q_output out_starts, out_members;
+    memset(&out_starts, 0, sizeof(out_starts));
+    memset(&out_members, 0, sizeof(out_members));
+
+    if (get_i64_arg(o_owner, "owner", &owner_arg) < 0) {
+        goto done;
+    }
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "n must be >= 0");
+        goto done;
+    }
+    if (check_ncomp(ncomp) < 0 || check_owner(n, &owner_arg, ncomp) < 0) {
+        goto done;
+    }
+    const int64_t *owner = owner_arg.data;
+
+    /* Counting sort by owner; a stable one, so members stay in node order. */
+    if (q_output_new(st, ncomp + 1, &out_starts) < 0) {
+        goto done;
+    }
+    int64_t *starts = out_starts.data;
+    for (Py_ssize_t node = 0; node < n; node++) {
+        int64_t o = owner[node];
+        if (o >= 0) {
+            starts[o + 1]++;
+        }
+    }
+    for (Py_ssize_t c = 0; c < ncomp; c++) {
+        starts[c + 1] += starts[c];
+    }
+    fill = alloc_i64(ncomp);
+    if (fill == NULL || q_output_new(st, (Py_ssize_t)starts[ncomp], &out_members) < 0) {
+        goto done;
+    }
+    if (ncomp > 0) {
+        memcpy(fill, starts, (size_t)ncomp * sizeof(int64_t));
+    }
+    int64_t *members = out_members.data;
+    for (Py_ssize_t node = 0; node < n; node++) {
+        int64_t o = owner[node];
+        if (o >= 0) {
+            members[fill[o]++] = node;
+        }
+    }
+    PyObject *a_starts = q_output_finish(&out_starts, 1);
+    PyObject *a_members = q_output_finish(&out_members, 1);
+    result = PyTuple_Pack(2, a_starts, a_members);
+    Py_DECREF(a_starts);
+    Py_DECREF(a_members);
+
+done:
+    q_output_finish(&out_starts, 0);
+    q_output_finish(&out_members, 0);
+    release_i64_arg(&owner_arg);
+    scratch_free(fill);
+    return result;
+}
+
+/* ------------------------------------------------------------------------- */
+/* node_ranks                                                                */
+/* ------------------------------------------------------------------------- */
+
+#define DEGREE_CAP ((int64_t)1 << 16)
+
+PyDoc_STRVAR(node_ranks_doc,
+"node_ranks(n, offsets, targets, comp, type_ids, type_major, type_minor, /)\n--\n\n"
+"Candidate order for representative_cycles (lower is better).\n"
+"Same result as graph._node_ranks_py.");
+
+static PyObject *
+core_node_ranks(PyObject *module, PyObject *args)
+{
+    core_state *st = get_state(module);
+    Py_ssize_t n;
+    PyObject *o_offsets, *o_targets, *o_comp, *o_type_ids, *o_major, *o_minor;
+    if (!PyArg_ParseTuple(args, "nOOOOOO:node_ranks", &n, &o_offsets, &o_targets, &o_comp,
+                          &o_type_ids, &o_major, &o_minor)) {
+        return NULL;
+    }
+    i64_arg offsets_arg, targets_arg, comp_arg, type_ids_arg, major_arg, minor_arg;
+    memset(&offsets_arg, 0, sizeof(offsets_arg));
+    memset(&targets_arg, 0, sizeof(targets_arg));
+    memset(&comp_arg, 0, sizeof(comp_arg));
+    memset(&type_ids_arg, 0, sizeof(type_ids_arg));
+    memset(&major_arg, 0, sizeof(major_arg));
+    memset(&minor_arg, 0, sizeof(minor_arg));
+    PyObject *result = NULL;
+    int64_t *referrers = NULL;
+    q_output out_rank;
+    memset(&out_rank, 0, sizeof(out_rank));
+
+    if (get_i64_arg(o_offsets, "offsets", &offsets_arg) < 0
+        || get_i64_arg(o_targets, "targets", &targets_arg) < 0
+        || get_i64_arg(o_comp, "comp", &comp_arg) < 0
+        || get_i64_arg(o_type_ids, "type_ids", &type_ids_arg) < 0
+        || get_i64_arg(o_major, "type_major", &major_arg) < 0
+        || get_i64_arg(o_minor, "type_minor", &minor_arg) < 0
+        || check_csr(n, &offsets_arg, &targets_arg) < 0) {
+        goto done;
+    }
+    if (comp_arg.len != n || type_ids_arg.len != n) {
+        PyErr_Format(PyExc_ValueError, "comp and type_ids must have n = %zd items", n);
+        goto done;
+    }
+    Py_ssize_t ntypes = major_arg.len;
+    if (minor_arg.len != ntypes) {
+        PyErr_Format(PyExc_ValueError, "type_minor must have %zd items like type_major, not %zd",
+                     ntypes, minor_arg.len);
+        goto done;
+    }
+    const int64_t *type_ids = type_ids_arg.data;
+    const int64_t *major = major_arg.data;
+    const int64_t *minor = minor_arg.data;
+    for (Py_ssize_t v = 0; v < n; v++) {
+        if (type_ids[v] < 0 || type_ids[v] >= ntypes) {
+            PyErr_Format(PyExc_ValueError, "type_ids[%zd] = %lld is not a type in [0, %zd)",
+                         v, (long long)type_ids[v], ntypes);
+            goto done;
+        }
+    }
+    for (Py_ssize_t t = 0; t < ntypes; t++) {
+        /* Keep (major * cap + cap - 1) * ntypes + minor inside int64. */
+        if (major[t] >= ((int64_t)1 << 20) || minor[t] < 0 || minor[t] >= ntypes
+            || ntypes >= ((int64_t)1 << 26)) {
+            PyErr_Format(PyExc_ValueError, "type order out of range at type %zd", t);
+            goto done;
+        }
+    }
+    const int64_t *off = offsets_arg.data;
+    const int64_t *tg = targets_arg.data;
+    const int64_t *comp = comp_arg.data;
+
+    referrers = alloc_i64_filled(n, 0);
+    if (referrers == NULL || q_output_new(st, n, &out_rank) < 0) {
+        goto done;
+    }
+    for (Py_ssize_t v = 0; v < n; v++) {
+        int64_t c = comp[v];
+        for (int64_t pos = off[v]; pos < off[v + 1]; pos++) {
+            if (comp[tg[pos]] == c) {
+                referrers[tg[pos]]++;
+            }
+        }
+    }
+    int64_t *rank = out_rank.data;
+    for (Py_ssize_t v = 0; v < n; v++) {
+        int64_t t = type_ids[v];
+        if (major[t] < 0) {
+            rank[v] = -1;
+            continue;
+        }
+        int64_t degree = referrers[v] < DEGREE_CAP - 1 ? referrers[v] : DEGREE_CAP - 1;
+        rank[v] = (major[t] * DEGREE_CAP + (DEGREE_CAP - 1 - degree)) * (int64_t)ntypes + minor[t];
+    }
+    result = q_output_finish(&out_rank, 1);
+
+done:
+    q_output_finish(&out_rank, 0);
+    release_i64_arg(&offsets_arg);
+    release_i64_arg(&targets_arg);
+    release_i64_arg(&comp_arg);
+    release_i64_arg(&type_ids_arg);
+    release_i64_arg(&major_arg);
+    release_i64_arg(&minor_arg);
+    scratch_free(referrers);
+    return result;
+}
+
+/* ------------------------------------------------------------------------- */
 /* Module                                                                    */
 /* ------------------------------------------------------------------------- */
 
@@ -1365,6 +1902,10 @@ static PyMethodDef core_methods[] = {
     {"representative_cycles", core_representative_cycles, METH_VARARGS,
      representative_cycles_doc},
     {"attribute_acyclic", core_attribute_acyclic, METH_VARARGS, attribute_acyclic_doc},
+    {"component_totals", core_component_totals, METH_VARARGS, component_totals_doc},
+    {"cycle_shapes", core_cycle_shapes, METH_VARARGS, cycle_shapes_doc},
+    {"members_by_owner", core_members_by_owner, METH_VARARGS, members_by_owner_doc},
+    {"node_ranks", core_node_ranks, METH_VARARGS, node_ranks_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -33,3 +33,28 @@ def attribute_acyclic(
     n: int, offsets: Buffer, targets: Buffer, comp: Buffer, cyclic_bytes: Buffer, /
 ) -> array[int]:
     """``owner`` per node, as ``graph._attribute_py``."""
+
+def component_totals(
+    n: int, comp: Buffer, ncomp: int, owner: Buffer, sizes: Buffer, /
+) -> tuple[array[int], array[int], array[int]]:
+    """``(size, objects held, bytes held)`` per component, as ``graph._component_totals_py``."""
+
+def cycle_shapes(
+    ncomp: int, starts: Buffer, nodes: Buffer, edges: Buffer, type_ids: Buffer, /
+) -> tuple[array[int], array[int]]:
+    """``(shape_of, first)``, as ``graph._cycle_shapes_py``."""
+
+def members_by_owner(n: int, owner: Buffer, ncomp: int, /) -> tuple[array[int], array[int]]:
+    """``(starts, members)``, as ``graph._members_py``."""
+
+def node_ranks(
+    n: int,
+    offsets: Buffer,
+    targets: Buffer,
+    comp: Buffer,
+    type_ids: Buffer,
+    type_major: Buffer,
+    type_minor: Buffer,
+    /,
+) -> array[int]:
+    """``rank`` per node, as ``graph._node_ranks_py``."""

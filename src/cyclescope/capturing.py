@@ -42,6 +42,7 @@ __all__ = ["Capture", "capture", "cycles_created_by", "DEFAULT_MAX_OBJECTS", "Ca
 
 #: Objects a capture holds before it summarises and releases them.
 DEFAULT_MAX_OBJECTS = 1_000_000
+_PROGRESS_FROM = 200_000  # captures this large take long enough to say so
 
 T = TypeVar("T")
 
@@ -137,6 +138,11 @@ class _Collector:
                 self._garbage_base = len(gc.garbage)
                 return
             self._on_stop(info)
+        except KeyboardInterrupt:
+            # The collector would swallow it; hand Ctrl-C back to the main thread.
+            import _thread
+
+            _thread.interrupt_main()
         except BaseException as exc:  # noqa: BLE001 - a gc callback must not propagate
             self.errors.append(f"{type(exc).__name__} in the gc callback: {exc}")
 
@@ -199,6 +205,7 @@ class Capture:
         max_objects: int = DEFAULT_MAX_OBJECTS,
         types: Iterable[str] | None = None,
         include_noise: bool = False,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
         if max_objects < 1:
             raise ValueError("max_objects must be at least 1")
@@ -207,6 +214,7 @@ class Capture:
         self.max_objects = max_objects
         self.type_patterns = tuple(types or ())
         self.include_noise = include_noise
+        self.progress = progress
         self.strategy = ""
         self.store: list[Any] = []
         self.recording = False
@@ -270,18 +278,23 @@ class Capture:
         from cyclescope.explain.cycles import analyse, merge_analyses
         from cyclescope.report.model import build_report
 
-        problems = list(self._warnings) + list(_COLLECTOR.errors)
+        notes = list(self._warnings)
+        errors = list(_COLLECTOR.errors)
+        if self.progress is not None and len(self.store) >= _PROGRESS_FROM:
+            self.progress(f"analysing {len(self.store):,} captured objects...")
         try:
             parts = self._partials + [analyse(self.store, self._analysis_options())]
         except Exception as exc:  # the host program must not crash because of us
             parts = self._partials
-            problems.append(f"analysis failed: {type(exc).__name__}: {exc}")
+            errors.append(f"analysis failed: {type(exc).__name__}: {exc}")
         self._partials = []
         merged = merge_analyses(parts)
         merged.totals.collections = self.collections
         merged.totals.unanalysed_objects = self.unanalysed
-        self._report = build_report(merged.groups, merged.totals, strategy=self.strategy, warnings=problems)
-        for message in problems:
+        self._report = build_report(
+            merged.groups, merged.totals, strategy=self.strategy, warnings=notes, errors=errors
+        )
+        for message in notes + errors:
             warnings.warn(f"cyclescope: {message}", CaptureWarning, stacklevel=3)
 
     def report(self) -> Any:
@@ -298,6 +311,7 @@ def capture(
     max_objects: int = DEFAULT_MAX_OBJECTS,
     types: Iterable[str] | None = None,
     include_noise: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> Capture:
     """Capture every object that becomes cyclic garbage while the ``with`` block runs.
 
@@ -312,9 +326,16 @@ def capture(
         of these shell patterns (qualified or bare class name), each shown by its
         shortest cycle through that type.
     :param include_noise: also report cycles the interpreter or cyclescope makes.
+    :param progress: called with a short message before long work (analysing a
+        large capture), e.g. to print it.
     """
     return Capture(
-        keep=keep, freeze=freeze, max_objects=max_objects, types=types, include_noise=include_noise
+        keep=keep,
+        freeze=freeze,
+        max_objects=max_objects,
+        types=types,
+        include_noise=include_noise,
+        progress=progress,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Sequence
 
@@ -35,7 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name, help_text in _COMMANDS.items():
         module = importlib.import_module(f"cyclescope.commands.{name}")
-        command_parser = sub.add_parser(name, help=help_text, description=module.__doc__.split("\n\n")[0])
+        # No abbreviations: split_argv must tell cyclescope's options from the program's.
+        command_parser = sub.add_parser(
+            name, help=help_text, description=module.__doc__.split("\n\n")[0], allow_abbrev=False
+        )
         module.prepare_parser(command_parser)
         command_parser.set_defaults(_run=module.run)
     return parser
@@ -51,7 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         own, program_args = split_argv(argv[1:])
         argv = ["run", *own]
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors: argparse has printed them
+        return exc.code if isinstance(exc.code, int) else 2
     if argv[0] == "run":
         args.args = program_args
     try:
@@ -59,3 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as exc:
         print(f"cyclescope: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        # The reader went away (cyclescope demo | head): stop quietly, as cat would.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1

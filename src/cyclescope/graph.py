@@ -30,6 +30,10 @@ __all__ = [
     "strongly_connected_components",
     "representative_cycles",
     "attribute_acyclic",
+    "component_totals",
+    "cycle_shapes",
+    "members_by_owner",
+    "node_ranks",
     "safe_sizeof",
     "using_c_core",
 ]
@@ -334,3 +338,133 @@ def attribute_acyclic(graph: Graph, comp: array, cyclic: bytearray) -> array:
 
 if sys.implementation.name != "cpython":  # pragma: no cover - guarded at import of the package
     raise ImportError("cyclescope needs CPython")
+
+
+# -- summaries over components -----------------------------------------------------------
+
+
+def _component_totals_py(
+    n: int, comp: array, ncomp: int, owner: array, sizes: array
+) -> tuple[array, array, array]:
+    comp_size = array("q", bytes(8 * ncomp))
+    held_objects = array("q", bytes(8 * ncomp))
+    held_bytes = array("q", bytes(8 * ncomp))
+    for node in range(n):
+        comp_size[comp[node]] += 1
+        o = owner[node]
+        if o >= 0:
+            held_objects[o] += 1
+            held_bytes[o] += sizes[node]
+    return comp_size, held_objects, held_bytes
+
+
+def component_totals(graph: Graph, comp: array, ncomp: int, owner: array) -> tuple[array, array, array]:
+    """Per component: ``(size, objects held, bytes held)``.
+
+    Size counts the nodes of the component; objects and bytes count every node
+    attributed to it by :func:`attribute_acyclic` (itself included).
+    """
+    if _core is not None:
+        return _core.component_totals(graph.n, comp, ncomp, owner, graph.sizes)
+    return _component_totals_py(graph.n, comp, ncomp, owner, graph.sizes)
+
+
+def _cycle_shapes_py(ncomp: int, starts: array, nodes: array, edges: array, type_ids: array) -> tuple[array, array]:
+    shape_of = array("q", [-1]) * ncomp
+    first = array("q")
+    seen: dict[tuple, int] = {}
+    for c in range(ncomp):
+        s, e = starts[c], starts[c + 1]
+        if s == e:
+            continue
+        key = (tuple(type_ids[v] for v in nodes[s:e]), tuple(edges[s:e]))
+        shape = seen.get(key)
+        if shape is None:
+            shape = seen[key] = len(first)
+            first.append(c)
+        shape_of[c] = shape
+    return shape_of, first
+
+
+def cycle_shapes(
+    graph: Graph, ncomp: int, starts: array, nodes: array, edges: array
+) -> tuple[array, array]:
+    """Group components by the shape of their representative cycle.
+
+    Two cycles have the same shape when they have the same length and the same
+    node type and edge position at every step (from their start node). Returns
+    ``(shape_of, first)``: ``shape_of[c]`` numbers the shape of component ``c``
+    (-1 when it has no cycle), shapes numbered by first appearance; ``first[k]``
+    is the first component of shape ``k``. Only one component per shape needs
+    labelling.
+    """
+    if _core is not None:
+        return _core.cycle_shapes(ncomp, starts, nodes, edges, graph.type_ids)
+    return _cycle_shapes_py(ncomp, starts, nodes, edges, graph.type_ids)
+
+
+def _members_py(n: int, owner: array, ncomp: int) -> tuple[array, array]:
+    counts = [0] * (ncomp + 1)
+    for node in range(n):
+        o = owner[node]
+        if o >= 0:
+            counts[o + 1] += 1
+    starts = array("q", [0]) * (ncomp + 1)
+    total = 0
+    for c in range(ncomp):
+        total += counts[c + 1]
+        starts[c + 1] = total
+    fill = list(starts[:ncomp])
+    members = array("q", [0]) * total
+    for node in range(n):
+        o = owner[node]
+        if o >= 0:
+            members[fill[o]] = node
+            fill[o] += 1
+    return starts, members
+
+
+def members_by_owner(graph: Graph, owner: array, ncomp: int) -> tuple[array, array]:
+    """The nodes each component holds, CSR-style: ``members[starts[c]:starts[c + 1]]``
+    in increasing node order (nodes with owner -1 are left out)."""
+    if _core is not None:
+        return _core.members_by_owner(graph.n, owner, ncomp)
+    return _members_py(graph.n, owner, ncomp)
+
+
+#: In-degrees above this rank the same (keeps ranks well inside int64).
+DEGREE_CAP = 1 << 16
+
+
+def _node_ranks_py(
+    n: int, offsets: array, targets: array, comp: array, type_ids: array, type_major: array, type_minor: array
+) -> array:
+    ntypes = len(type_major)
+    referrers = [0] * n
+    for v in range(n):
+        c = comp[v]
+        for pos in range(offsets[v], offsets[v + 1]):
+            w = targets[pos]
+            if comp[w] == c:
+                referrers[w] += 1
+    rank = array("q", [-1]) * n
+    for v in range(n):
+        t = type_ids[v]
+        major = type_major[t]
+        if major >= 0:
+            degree = min(referrers[v], DEGREE_CAP - 1)
+            rank[v] = (major * DEGREE_CAP + (DEGREE_CAP - 1 - degree)) * ntypes + type_minor[t]
+    return rank
+
+
+def node_ranks(graph: Graph, comp: array, type_major: array, type_minor: array) -> array:
+    """Candidate order for :func:`representative_cycles` (lower is better).
+
+    Nodes are ordered by ``type_major`` of their type, then by how many nodes of
+    their own component refer to them (the object a component is built around is
+    the telling one), then by ``type_minor``. A negative ``type_major`` excludes
+    the type (rank -1). In-degrees above :data:`DEGREE_CAP` rank alike.
+    """
+    if _core is not None:
+        return _core.node_ranks(graph.n, graph.offsets, graph.targets, comp, graph.type_ids, type_major, type_minor)
+    return _node_ranks_py(graph.n, graph.offsets, graph.targets, comp, graph.type_ids, type_major, type_minor)

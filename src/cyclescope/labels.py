@@ -18,6 +18,7 @@ from __future__ import annotations
 import builtins
 import functools
 import gc
+import sys
 import types
 import weakref
 from dataclasses import dataclass
@@ -68,6 +69,8 @@ def _handles(*tps: type) -> Callable[[Handler], Handler]:
 def label_edge(src: object, dst: object, prev: object = None) -> Label:
     """How ``src`` refers to ``dst``; ``prev`` (the object before ``src`` on a path)
     helps name closure cells."""
+    if "_asyncio" in sys.modules and _asyncio_labels not in _HANDLERS.values():
+        _register_asyncio()
     try:
         for klass in type_mro(type(src)):
             handler = _HANDLERS.get(klass)
@@ -349,15 +352,12 @@ def _asyncio_labels(src: object, dst: object, prev: object) -> Iterator[Label]:
 
 
 def _register_asyncio() -> None:
-    try:
-        import _asyncio
-    except ImportError:  # pragma: no cover - CPython always has it
-        return
-    for tp in (_asyncio.Future, _asyncio.Task):
-        _HANDLERS[tp] = _asyncio_labels
-
-
-_register_asyncio()
+    # Never import _asyncio ourselves: imported before asyncio, it breaks
+    # asyncio.current_task(). If the program has no asyncio, it has no futures.
+    module = sys.modules.get("_asyncio")
+    if module is not None:
+        for tp in (module.Future, module.Task):
+            _HANDLERS[tp] = _asyncio_labels
 
 
 # -- instances: __dict__ and __slots__ -------------------------------------------------

@@ -4,11 +4,8 @@ The aiohttp venvs live in the default cache (built once per machine and interpre
 then reused); the behaviour tests of venvs.py that need a fresh state use a temporary
 cache and the tiny pure-Python package six.
 
-"Newest aiohttp" is asked of pip once per session (``pip install --dry-run --report``
-resolves what this interpreter would install) and then pinned, so each new release is
-tested as soon as it exists and its venv is cached under its exact version like any
-other. Only if pip cannot answer (no network) does the test fall back, with a warning,
-to NEWEST_KNOWN_AIOHTTP, the newest version seen when this file was last updated.
+"Newest aiohttp" comes from the ``newest_aiohttp`` fixture of conftest.py (asked of pip
+once per session, NEWEST_KNOWN_AIOHTTP there as the offline fallback).
 """
 
 from __future__ import annotations
@@ -21,7 +18,6 @@ import signal
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +29,6 @@ from cyclescope.demo.venvs import COMPLETE_MARKER, VenvError, ensure_venv, run_i
 pytestmark = pytest.mark.real
 
 TINY = "six==1.17.0"  # small, pure-Python, no dependencies
-NEWEST_KNOWN_AIOHTTP = "3.14.5"  # fallback only, see the module docstring
 ROUNDS = 3
 CLIENT_RESPONSE = "aiohttp.client_reqrep.ClientResponse"
 
@@ -41,20 +36,6 @@ _spec = importlib.util.find_spec("cyclescope.demo.scenarios.aiohttp_10535")
 assert _spec is not None and _spec.origin is not None
 SCENARIO = Path(_spec.origin)
 SRC_DIR = Path(venvs.__file__).resolve().parents[2]  # the directory holding cyclescope/
-
-
-@pytest.fixture(scope="session")
-def newest_aiohttp() -> str:
-    """The newest aiohttp that pip would install on this interpreter, asked once."""
-    try:
-        proc = run_in_venv(sys.executable, [
-            "-m", "pip", "install", "--dry-run", "--ignore-installed", "--no-deps", "--quiet",
-            "--disable-pip-version-check", "--no-input", "--report", "-", "aiohttp"], timeout=180)
-        return str(json.loads(proc.stdout)["install"][0]["metadata"]["version"])
-    except (subprocess.SubprocessError, ValueError, LookupError, OSError) as exc:
-        warnings.warn(f"cannot ask pip for the newest aiohttp ({exc!r}); "
-                      f"using NEWEST_KNOWN_AIOHTTP={NEWEST_KNOWN_AIOHTTP}")
-        return NEWEST_KNOWN_AIOHTTP
 
 
 def _baseline(version: str, rounds: int) -> dict[str, Any]:
@@ -78,11 +59,11 @@ def test_seed_bug_baseline(which: str, leaks: bool, newest_aiohttp: str) -> None
     assert result["leaked"] is leaks
 
 
-def test_newest_is_at_least_the_known_one(newest_aiohttp: str) -> None:
+def test_newest_is_at_least_the_known_one(newest_aiohttp: str, newest_known_aiohttp: str) -> None:
     def key(v: str) -> tuple[int, ...]:
         return tuple(int(p) for p in v.split(".")[:3] if p.isdigit())
 
-    assert key(newest_aiohttp) >= key(NEWEST_KNOWN_AIOHTTP)
+    assert key(newest_aiohttp) >= key(newest_known_aiohttp)
 
 
 def test_scenario_plain_mode_runs_quietly() -> None:

@@ -117,8 +117,9 @@ def test_large_component_with_many_cycles_gets_one_shortest_representative() -> 
         for a, b in zip(nodes, nodes[1:] + nodes[:1]):
             a.next = b
         for node in nodes:
-            node.extra = [nodes[rng.randrange(300)] for _ in range(3)]
-        nodes[0].back = nodes[0]  # a self-loop through the start node: the shortest cycle
+            node.extra = [nodes[rng.randrange(1, 300)] for _ in range(3)] + [nodes[0]]
+        # The most referred-to node is the representative; its shortest cycle is a self-loop.
+        nodes[0].back = nodes[0]
 
     (group,) = analyse(saved_garbage(make)).groups
     assert group.count == 1

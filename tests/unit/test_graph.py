@@ -62,6 +62,24 @@ def attribute(impl: str, n, offsets, targets, comp, cyclic):
     return _core.attribute_acyclic(n, offsets, targets, comp, bytes(cyclic))
 
 
+def totals(impl: str, n, comp, ncomp, owner, sizes):
+    if impl == "py":
+        return graph._component_totals_py(n, comp, ncomp, owner, sizes)
+    return _core.component_totals(n, comp, ncomp, owner, sizes)
+
+
+def shapes(impl: str, ncomp, starts, nodes, edges, type_ids):
+    if impl == "py":
+        return graph._cycle_shapes_py(ncomp, starts, nodes, edges, type_ids)
+    return _core.cycle_shapes(ncomp, starts, nodes, edges, type_ids)
+
+
+def members(impl: str, n, owner, ncomp):
+    if impl == "py":
+        return graph._members_py(n, owner, ncomp)
+    return _core.members_by_owner(n, owner, ncomp)
+
+
 def assert_q_arrays(*arrays) -> None:
     for arr in arrays:
         assert type(arr) is array and arr.typecode == "q"
@@ -88,29 +106,80 @@ def rank_variants(n: int, rng: random.Random) -> list[array]:
     ]
 
 
-def assert_same_algorithms(n: int, offsets, targets, rng: random.Random | None = None) -> tuple:
-    """scc, representative_cycles and attribute_acyclic both ways on one graph."""
+def assert_same_algorithms(
+    n: int, offsets, targets, rng: random.Random | None = None, sizes=None, type_ids=None
+) -> tuple:
+    """scc, representative_cycles and attribute_acyclic both ways on one graph, then
+    the summaries over their results (random sizes and type ids unless given)."""
     rng = rng or random.Random(n)
     comp, ncomp, cyclic = scc("py", n, offsets, targets)
     c_comp, c_ncomp, c_cyclic = scc("c", n, offsets, targets)
     assert_q_arrays(c_comp)
     assert type(c_cyclic) is bytearray and type(c_ncomp) is int
     assert (c_comp, c_ncomp, c_cyclic) == (comp, ncomp, cyclic)
+    cycles = []
     for rank in rank_variants(n, rng):
         py = representatives("py", n, offsets, targets, comp, ncomp, cyclic, rank)
         c = representatives("c", n, offsets, targets, comp, ncomp, cyclic, rank)
         assert_q_arrays(*c)
         assert c == py
+        cycles.append(py)
     owner = attribute("py", n, offsets, targets, comp, cyclic)
     c_owner = attribute("c", n, offsets, targets, comp, cyclic)
     assert_q_arrays(c_owner)
     assert c_owner == owner
+    if sizes is None:
+        sizes = q(rng.randrange(16, 2000) for _ in range(n))
+    if type_ids is None:
+        ntypes = rng.choice([1, 3, 1000])  # from every cycle of a length alike to all distinct
+        type_ids = q(rng.randrange(ntypes) for _ in range(n))
+    assert_same_summaries(n, comp, ncomp, owner, sizes, type_ids, cycles)
     return comp, ncomp, cyclic
 
 
+def assert_same_summaries(n, comp, ncomp, owner, sizes, type_ids, cycles) -> None:
+    """component_totals, members_by_owner and, for each of ``cycles``, cycle_shapes."""
+    py = totals("py", n, comp, ncomp, owner, sizes)
+    c = totals("c", n, comp, ncomp, owner, sizes)
+    assert type(c) is tuple
+    assert_q_arrays(*c)
+    assert c == py
+    py = members("py", n, owner, ncomp)
+    c = members("c", n, owner, ncomp)
+    assert type(c) is tuple
+    assert_q_arrays(*c)
+    assert c == py
+    for starts, nodes, edges in cycles:
+        py = shapes("py", ncomp, starts, nodes, edges, type_ids)
+        c = shapes("c", ncomp, starts, nodes, edges, type_ids)
+        assert type(c) is tuple
+        assert_q_arrays(*c)
+        assert c == py
+        check_shapes(*c, starts, nodes, edges, type_ids)
+
+
+def check_shapes(shape_of, first, starts, nodes, edges, type_ids) -> None:
+    """What cycle_shapes promises, checked from its definition."""
+
+    def key(c):
+        s, e = starts[c], starts[c + 1]
+        return [(type_ids[v], edges[k]) for k, v in zip(range(s, e), nodes[s:e])]
+
+    assert list(first) == sorted(set(first))  # numbered by first appearance
+    for k, c in enumerate(first):
+        assert shape_of[c] == k and key(c)
+    keys = [key(c) for c in first]
+    assert len(set(map(tuple, keys))) == len(keys)  # distinct shapes
+    for c, shape in enumerate(shape_of):
+        if shape == -1:
+            assert starts[c] == starts[c + 1]
+        else:
+            assert first[shape] <= c and key(c) == keys[shape]
+
+
 def assert_same_everything(objects: list, rng: random.Random | None = None) -> tuple:
-    offsets, targets, *_ = assert_same_build(objects)
-    return assert_same_algorithms(len(objects), offsets, targets, rng)
+    offsets, targets, sizes, type_ids, _ = assert_same_build(objects)
+    return assert_same_algorithms(len(objects), offsets, targets, rng, sizes, type_ids)
 
 
 def check_csr_invariants(n, offsets, targets) -> None:
@@ -783,6 +852,191 @@ def test_attribute_by_hand(impl):
     assert attribute(impl, 3, offsets, targets, comp, cyclic) == q([0, 1, 0])
 
 
+# --- hand-worked answers for the summaries ------------------------------------------------
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_totals_and_members_by_hand(impl):
+    n, offsets, targets = SMALL
+    comp, ncomp, cyclic = scc(impl, n, offsets, targets)
+    owner = attribute(impl, n, offsets, targets, comp, cyclic)
+    assert (comp, owner) == (q([0, 0, 1, 2, 3, 4]), q([0, 0, 0, 2, -1, -1]))
+    sizes = q([10, 20, 300, 4000, 50000, 600000])
+    # Node 2 is its own (acyclic) component but held by component 0.
+    assert totals(impl, n, comp, ncomp, owner, sizes) == (
+        q([2, 1, 1, 1, 1]),
+        q([3, 0, 1, 0, 0]),
+        q([330, 0, 4000, 0, 0]),
+    )
+    assert members(impl, n, owner, ncomp) == (q([0, 3, 3, 4, 4, 4]), q([0, 1, 2, 3]))
+    # Members come in node order whatever the order of the owners.
+    owner = q([2, -1, 0, 2, 0, -1, 2])
+    assert members(impl, 7, owner, 4) == (q([0, 2, 2, 5, 5]), q([2, 4, 0, 3, 6]))
+    assert members(impl, 7, q([-1] * 7), 2) == (q([0, 0, 0]), q())
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_totals_bytes_at_the_int64_limits(impl):
+    top, bottom = 2**63 - 1, -(2**63)
+    comp, owner = q([0, 0, 1]), q([0, 0, 1])
+    got = totals(impl, 3, comp, 2, owner, q([2**62, 2**62 - 1, bottom]))
+    assert got == (q([2, 1]), q([2, 1]), q([top, bottom]))
+    # One more byte does not fit: array('q') refuses it in the reference.
+    with pytest.raises(OverflowError):
+        totals(impl, 3, comp, 2, owner, q([2**62, 2**62, 0]))
+    with pytest.raises(OverflowError):
+        totals(impl, 3, comp, 2, q([1, 1, 1]), q([-(2**62), -(2**62), -1]))
+
+
+# type ids: A = 0, B = 1, C = 2, one per node 0..12.
+SHAPE_TYPES = q([0, 1, 0, 1, 0, 1, 0, 1, 0, 0, 2, 1, 0])
+SHAPE_CASES = [
+    # (nodes, edges) per component, the expected shape
+    (([0, 1], [0, 0]), 0),  # A -0-> B -0->
+    (([], []), -1),  # no cycle
+    (([2, 3], [0, 1]), 1),  # same types, another edge
+    (([4, 5], [0, 0]), 0),  # same as the first
+    (([6], [0]), 2),  # a prefix is another shape
+    (([7, 8], [0, 0]), 3),  # a rotation (B, A) is another shape
+    (([9, 10], [0, 0]), 4),  # another type at one step
+    (([11], [0]), 5),  # (B, 0) and (A, 1): type and edge are not interchangeable
+    (([12], [1]), 6),
+    (([1, 0], [0, 0]), 3),  # nodes may repeat across cycles: only their types count
+    (([], []), -1),
+    (([0, 3], [0, 1]), 1),
+]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_cycle_shapes_by_hand(impl):
+    starts, nodes, edges = q([0]), q(), q()
+    for (cycle_nodes, cycle_edges), _ in SHAPE_CASES:
+        nodes.extend(cycle_nodes)
+        edges.extend(cycle_edges)
+        starts.append(len(nodes))
+    ncomp = len(SHAPE_CASES)
+    shape_of, first = shapes(impl, ncomp, starts, nodes, edges, SHAPE_TYPES)
+    assert shape_of == q(shape for _, shape in SHAPE_CASES)
+    assert first == q([0, 2, 4, 5, 6, 7, 8])
+    # Type ids and edge positions are compared as values, whatever they are.
+    big = q([2**63 - 1, -(2**63), 2**63 - 1])
+    got = shapes(impl, 3, q([0, 1, 2, 3]), q([0, 1, 2]), q([-(2**63), 2**63 - 1, -(2**63)]), big)
+    assert got == (q([0, 1, 0]), q([0, 1]))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_summaries_of_small_by_hand(impl):
+    n, offsets, targets = SMALL
+    comp, ncomp, cyclic = scc(impl, n, offsets, targets)
+    run = lambda rank: representatives(impl, n, offsets, targets, comp, ncomp, cyclic, q(rank))
+    starts, nodes, edges = run(range(6))
+    assert (starts, nodes, edges) == (q([0, 2, 2, 3, 3, 3]), q([0, 1, 3]), q([0, 0, 0]))
+    want = (q([0, -1, 1, -1, -1]), q([0, 2]))
+    assert shapes(impl, ncomp, starts, nodes, edges, q([0, 1, 0, 0, 1, 1])) == want
+    # All of one type: the pair and the self-loop still differ in length.
+    assert shapes(impl, ncomp, starts, nodes, edges, q([0] * 6)) == want
+    # No candidate anywhere: no cycles, no shapes.
+    starts, nodes, edges = run([-1] * 6)
+    assert shapes(impl, ncomp, starts, nodes, edges, q([0] * 6)) == (q([-1] * 5), q())
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_summaries_of_nothing(impl):
+    assert totals(impl, 0, q(), 0, q(), q()) == (q(), q(), q())
+    assert shapes(impl, 0, q([0]), q(), q(), q()) == (q(), q())
+    assert members(impl, 0, q(), 0) == (q([0]), q())
+
+
+def _shape_hash_step(h: int, value: int) -> int:
+    # One step of shape_hash in _core.c, on unsigned 64-bit values.
+    h = ((h ^ (value & 0xFFFFFFFFFFFFFFFF)) * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    return h ^ (h >> 32)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_cycle_shapes_full_comparison_on_equal_hashes(impl):
+    """Two different one-step shapes given the same hash (it mirrors shape_hash in
+    _core.c; if that changes, this stays a valid case that merely no longer collides).
+    The second must not be taken for the first, nor the third for the second."""
+    type_ids = q([0, 1])
+    edge = 5
+    twin = _shape_hash_step(1, 0) ^ edge ^ _shape_hash_step(1, 1)
+    twin -= (twin >> 63) << 64  # as a signed int64
+    assert twin != edge
+    starts, nodes, edges = q([0, 1, 2, 3, 4]), q([0, 1, 1, 0]), q([edge, twin, twin, edge])
+    assert shapes(impl, 4, starts, nodes, edges, type_ids) == (q([0, 1, 1, 0]), q([0, 1]))
+
+
+@needs_core
+def test_many_distinct_shapes_agree():
+    """Thousands of shapes: the C table grows and probes; every one is told apart."""
+    rng = random.Random(3)
+    ncomp = 20_000
+    type_ids = q(rng.randrange(4) for _ in range(5000))
+    starts, nodes, edges = q([0]), q(), q()
+    for _ in range(ncomp):
+        length = rng.choice([0, 1, 2, 3, 4, 6])
+        nodes.extend(rng.randrange(5000) for _ in range(length))
+        edges.extend(rng.randrange(3) for _ in range(length))
+        starts.append(len(nodes))
+    py = shapes("py", ncomp, starts, nodes, edges, type_ids)
+    c = shapes("c", ncomp, starts, nodes, edges, type_ids)
+    assert c == py
+    assert len(py[1]) > 5000
+    check_shapes(*c, starts, nodes, edges, type_ids)
+
+
+@needs_core
+def test_many_small_components_summaries_agree():
+    """The size the performance target is about: 100k cycles of 2-3 nodes, each
+    holding a few acyclic nodes, about 270k nodes in all."""
+    rng = random.Random(11)
+    succ: list[list[int]] = []
+    for _ in range(100_000):
+        base = len(succ)
+        k = rng.choice([2, 3])
+        ring = [[base + (i + 1) % k] for i in range(k)]
+        held = rng.choice([0, 0, 1])
+        for i in range(held):
+            ring[0].append(base + k + i)
+        succ.extend(ring)
+        succ.extend([] for _ in range(held))
+    n = len(succ)
+    offsets, targets = q([0]), q()
+    for out in succ:
+        targets.extend(out)
+        offsets.append(len(targets))
+    sizes = q(rng.choice([56, 64, 104, 184]) for _ in range(n))
+    type_ids = q(rng.randrange(3) for _ in range(n))
+    comp, ncomp, cyclic = assert_same_algorithms(n, offsets, targets, rng, sizes, type_ids)
+    assert ncomp > 100_000 and sum(cyclic) == 100_000
+
+
+@pytest.mark.parametrize("impl", ["py", pytest.param("c", marks=needs_core)])
+def test_public_summaries_dispatch(impl, monkeypatch):
+    monkeypatch.setattr(graph, "_core", _core if impl == "c" else None)
+    a, b, c = Slotted(), Slotted(), []  # slots are referents on every version
+    a.a, b.a = b, a
+    c.append(c)
+    held = [1.5]
+    c.append(held)
+    g = graph.build_graph([a, b, c, held])
+    comp, ncomp, cyclic = graph.strongly_connected_components(g)
+    owner = graph.attribute_acyclic(g, comp, cyclic)
+    assert (comp, ncomp, owner) == (q([0, 0, 1, 2]), 3, q([0, 0, 1, 1]))
+    size_of = [graph.safe_sizeof(o) for o in (a, b, c, held)]
+    assert graph.component_totals(g, comp, ncomp, owner) == (
+        q([2, 1, 1]),
+        q([2, 2, 0]),
+        q([size_of[0] + size_of[1], size_of[2] + size_of[3], 0]),
+    )
+    starts, nodes, edges = graph.representative_cycles(g, comp, ncomp, cyclic, q([0, 0, 0, 0]))
+    # list_traverse goes from the last item back: the self-loop is the list's second edge.
+    assert (starts, nodes, edges) == (q([0, 2, 3, 3]), q([0, 1, 2]), q([0, 0, 1]))
+    assert graph.cycle_shapes(g, ncomp, starts, nodes, edges) == (q([0, 1, -1]), q([0, 1]))
+    assert graph.members_by_owner(g, owner, ncomp) == (q([0, 2, 4, 4]), q([0, 1, 2, 3]))
+
+
 # --- bad input to the C core ------------------------------------------------------------
 
 
@@ -853,3 +1107,136 @@ def test_core_rejects_bad_components():
         _core.scc(n, list(offsets), targets)
     with pytest.raises(TypeError):
         _core.build_graph(iter([]))
+
+
+@needs_core
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((-1, q(), 1, q(), q()), "n must be"),
+        ((1, q([0]), -1, q([0]), q([8])), "ncomp must be"),
+        ((2, q([0]), 1, q([0, 0]), q([8, 8])), "comp must have"),
+        ((2, q([0, 1]), 1, q([0, 0]), q([8, 8])), "comp\\[1\\] = 1"),
+        ((2, q([0, -1]), 1, q([0, 0]), q([8, 8])), "comp\\[1\\] = -1"),
+        ((2, q([0, 0]), 1, q([0]), q([8, 8])), "owner must have"),
+        ((2, q([0, 0]), 1, q([0, 1]), q([8, 8])), "owner\\[1\\] = 1"),
+        ((2, q([0, 0]), 1, q([-2, 0]), q([8, 8])), "owner\\[0\\] = -2"),
+        ((2, q([0, 0]), 1, q([0, 0]), q([8])), "sizes must have"),
+        ((2, q([0, 0]), 1, q([0, 0]), array("i", [8, 8])), "sizes must be .* int64"),
+        ((2, array("d", [0, 0]), 1, q([0, 0]), q([8, 8])), "comp must be .* int64"),
+    ],
+)
+def test_core_rejects_bad_totals(args, match):
+    with pytest.raises(ValueError, match=match):
+        _core.component_totals(*args)
+
+
+@needs_core
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((-1, q([0]), q(), q(), q()), "ncomp must be"),
+        ((2, q([0, 1]), q([0]), q([0]), q([0])), "starts must have ncomp \\+ 1 = 3 items"),
+        ((1, q([1, 1]), q([0]), q([0]), q([0])), "starts\\[0\\] must be 0"),
+        ((2, q([0, 2, 1]), q([0]), q([0]), q([0])), "starts must be non-decreasing \\(at 2\\)"),
+        (
+            (1, q([0, 1]), q([0, 0]), q([0, 0]), q([0])),
+            "starts\\[ncomp\\] must equal len\\(nodes\\) = 2, not 1",
+        ),
+        ((1, q([0, 2]), q([0, 0]), q([0]), q([0])), "edges must have len\\(nodes\\) = 2"),
+        ((1, q([0, 2]), q([0, 1]), q([0, 0]), q([0])), "nodes\\[1\\] = 1 is not a node in"),
+        ((1, q([0, 2]), q([-1, 0]), q([0, 0]), q([0])), "nodes\\[0\\] = -1"),
+        ((1, q([0, 1]), q([0]), q([0]), b"\x00"), "type_ids must be .* int64"),
+        ((1, q([0, 1]), q([0]), memoryview(bytes(8)), q([0])), "edges must be .* int64"),
+    ],
+)
+def test_core_rejects_bad_shapes(args, match):
+    with pytest.raises(ValueError, match=match):
+        _core.cycle_shapes(*args)
+
+
+@needs_core
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((-1, q(), 1), "n must be"),
+        ((1, q([0]), -1), "ncomp must be"),
+        ((2, q([0]), 1), "owner must have n = 2 items, not 1"),
+        ((2, q([0, 1]), 1), "owner\\[1\\] = 1 is neither -1 nor a component in \\[0, 1\\)"),
+        ((2, q([0, -5]), 1), "owner\\[1\\] = -5"),
+        ((2, q([0, 0]), 0), "owner\\[0\\] = 0"),
+        ((1, array("l", [0]).tobytes(), 1), "owner must be .* int64"),
+    ],
+)
+def test_core_rejects_bad_members(args, match):
+    with pytest.raises(ValueError, match=match):
+        _core.members_by_owner(*args)
+
+
+@needs_core
+def test_core_summaries_other_bad_input():
+    with pytest.raises(MemoryError):
+        _core.members_by_owner(0, q(), sys.maxsize)
+    with pytest.raises(MemoryError):
+        _core.cycle_shapes(sys.maxsize, q([0]), q(), q(), q())
+    with pytest.raises(TypeError):
+        _core.members_by_owner(1, [0], 1)
+    with pytest.raises(TypeError):
+        _core.component_totals(0, q(), 0, q())
+    with pytest.raises(TypeError):
+        _core.cycle_shapes(0, q([0]), q(), q(), None)
+    # Other int64 buffers are fine, misaligned ones too.
+    raw = bytearray(3 * 8 + 1)
+    raw[1:] = q([0, -1, 0]).tobytes()
+    misaligned = memoryview(raw)[1:].cast("q")
+    want = (q([0, 2, 2]), q([0, 2]))
+    assert _core.members_by_owner(3, misaligned, 2) == want
+    assert _core.members_by_owner(3, array("l", [0, -1, 0]), 2) == want
+
+
+# -- node_ranks ------------------------------------------------------------------------
+
+
+def test_node_ranks_by_hand() -> None:
+    # Two spokes refer to a hub of their component: the hub ranks first, by
+    # in-degree, although its type sorts after theirs.
+    class Hub:
+        __slots__ = ("links",)
+
+    class Spoke:
+        __slots__ = ("hub",)
+
+    hub, s1, s2 = Hub(), Spoke(), Spoke()
+    hub.links = (s1, s2)
+    s1.hub = s2.hub = hub
+    objects = [s1, hub, s2, hub.links]
+    g = graph._build_graph_py(objects)
+    comp, _, _ = graph._scc_py(g.n, g.offsets, g.targets)
+    ntypes, cap = len(g.types), graph.DEGREE_CAP
+    major = array("q", [0] * ntypes)
+    minor = array("q", [1 if g.types[t] is Hub else 0 for t in range(ntypes)])
+    rank = graph._node_ranks_py(g.n, g.offsets, g.targets, comp, g.type_ids, major, minor)
+    assert rank[1] == (cap - 1 - 2) * ntypes + 1  # hub: referred to by s1 and s2
+    assert rank[0] == (cap - 1 - 1) * ntypes + 0  # s1: referred to by the tuple
+    assert min(range(g.n), key=rank.__getitem__) == 1
+    major[g.type_ids[1]] = -1
+    assert graph._node_ranks_py(g.n, g.offsets, g.targets, comp, g.type_ids, major, minor)[1] == -1
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_node_ranks_c_matches_pure(seed: int) -> None:
+    core = pytest.importorskip("cyclescope._core", reason="the C core is not built")
+    rng = random.Random(seed)
+    objects = random_objects(rng, 300)
+    g = graph._build_graph_py(objects)
+    comp, _, _ = graph._scc_py(g.n, g.offsets, g.targets)
+    ntypes = len(g.types)
+    major = array("q", [rng.choice([-1, 0, 1, 2, 7]) for _ in range(ntypes)])
+    minor = array("q", rng.sample(range(ntypes), ntypes))
+    pure = graph._node_ranks_py(g.n, g.offsets, g.targets, comp, g.type_ids, major, minor)
+    fast = core.node_ranks(g.n, g.offsets, g.targets, comp, g.type_ids, major, minor)
+    assert list(fast) == list(pure)
+    with pytest.raises(ValueError):
+        core.node_ranks(g.n, g.offsets, g.targets, comp, g.type_ids, major, array("q", list(minor) + [0]))
+    with pytest.raises(ValueError):
+        core.node_ranks(g.n, g.offsets, g.targets, comp[:-1], g.type_ids, major, minor)

@@ -68,6 +68,8 @@ def _aiohttp_demo(versions: list[str], rounds: int) -> int:
             env_extra=cyclescope_env(),
         )
         print(proc.stderr)
+        if proc.returncode != 0:
+            raise CommandError(f"the scenario on aiohttp {version} failed with exit status {proc.returncode} (output above)")
         verdicts.append((version, _client_response_groups(proc.stdout)))
     print("== side by side ==")
     for version, groups in verdicts:

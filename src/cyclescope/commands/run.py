@@ -122,7 +122,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json and args.json != "-":
         _check_writable(args.json)
     keep_alive: list[object] = []
-    with capture(types=args.types, include_noise=args.include_noise, freeze=args.freeze) as cap:
+    with capture(
+        types=args.types, include_noise=args.include_noise, freeze=args.freeze, progress=_progress
+    ) as cap:
         status = run_as_main(program, keep_alive)
     del keep_alive  # the program's globals live as long as they would under python
     report = cap.report()
@@ -130,13 +132,19 @@ def run(args: argparse.Namespace) -> int:
     sys.stderr.flush()
     if args.json:
         _write_json(report, args.json)
-    if args.fail_on_cycles and report.groups:
-        return GATE_FAILED
+    if args.fail_on_cycles and (report.groups or report.errors):
+        return GATE_FAILED  # an analysis that failed cannot vouch for a clean run
     return status
+
+
+def _progress(message: str) -> None:
+    print(f"cyclescope: {message}", file=sys.stderr, flush=True)
 
 
 def _check_writable(path: str) -> None:
     # Fail before running the program rather than lose its report afterwards.
+    if os.path.isdir(path):
+        raise CommandError(f"cannot write the JSON report to {path!r}: it is a directory")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise CommandError(f"cannot write the JSON report to {path!r}: no such directory")

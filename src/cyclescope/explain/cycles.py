@@ -33,6 +33,10 @@ from cyclescope.explain.noise import is_noise
 from cyclescope.graph import (
     attribute_acyclic,
     build_graph,
+    component_totals,
+    cycle_shapes,
+    members_by_owner,
+    node_ranks,
     representative_cycles,
     strongly_connected_components,
 )
@@ -97,18 +101,19 @@ def _category(tp: type) -> int:
 
 
 def _is_exported(tp: type) -> bool:
-    """Whether the type is part of its package's public face (``pkg.Name is tp``).
+    """Whether a package above the type's module exports it (``aiohttp.ClientResponse``).
 
     Users recognise ``aiohttp.ClientResponse`` sooner than the internal
     ``aiohttp.client_proto.ResponseHandler``; a cycle is best shown through the
-    former.
+    former. The defining module itself does not count: everything is in it.
     """
     module = type_module(tp)
     name = _TYPE_NAME.__get__(tp)
     if not module or name.startswith("_"):
         return False
-    for candidate in {module.split(".", 1)[0], module}:
-        package = sys.modules.get(candidate)
+    parts = module.split(".")
+    for depth in range(1, len(parts)):
+        package = sys.modules.get(".".join(parts[:depth]))
         if package is None:
             continue
         namespace = module_namespace(package)
@@ -122,23 +127,20 @@ def _type_matches(tp: type, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns for name in names)
 
 
-def _type_ranks(type_list: list[type], patterns: tuple[str, ...]) -> list[int]:
-    """Rank per type: category first, then qualified name; -1 for filtered-out types."""
-    def key(i: int) -> tuple[int, int, str]:
-        tp = type_list[i]
+def _type_orders(type_list: list[type], patterns: tuple[str, ...]) -> tuple[array, array]:
+    """Per type: the major order (category, then exported before internal; -1 for
+    types a filter leaves out) and the minor order (qualified name)."""
+    major = array("q", bytes(8 * len(type_list)))
+    for i, tp in enumerate(type_list):
         category = _category(tp)
         exported = category == 0 and _is_exported(tp)
-        return (category, 0 if exported else 1, type_name(tp))
-
-    order = sorted(range(len(type_list)), key=key)
-    ranks = [0] * len(type_list)
-    for position, i in enumerate(order):
-        ranks[i] = position
-    if patterns:
-        for i, tp in enumerate(type_list):
-            if not _type_matches(tp, patterns):
-                ranks[i] = -1
-    return ranks
+        major[i] = 2 * category + (0 if exported else 1)
+        if patterns and not _type_matches(tp, patterns):
+            major[i] = -1
+    minor = array("q", bytes(8 * len(type_list)))
+    for position, i in enumerate(sorted(range(len(type_list)), key=lambda i: type_name(type_list[i]))):
+        minor[i] = position
+    return major, minor
 
 
 # -- labelling one cycle ----------------------------------------------------------------
@@ -262,84 +264,60 @@ def analyse(objects: Sequence[Any], options: AnalysisOptions = AnalysisOptions()
     graph = build_graph(objects)
     comp, ncomp, cyclic = strongly_connected_components(graph)
     owner = attribute_acyclic(graph, comp, cyclic)
+    comp_size, held_objects, held_bytes = component_totals(graph, comp, ncomp, owner)
 
-    comp_objects = [0] * ncomp
-    comp_bytes = [0] * ncomp
-    comp_size = [0] * ncomp
-    sizes = graph.sizes
-    for node in range(n):
-        comp_size[comp[node]] += 1
-        o = owner[node]
-        if o >= 0:
-            comp_objects[o] += 1
-            comp_bytes[o] += sizes[node]
-
-    type_ranks = _type_ranks(graph.types, options.types)
-    rank = array("q", [type_ranks[t] for t in graph.type_ids])
+    type_major, type_minor = _type_orders(graph.types, options.types)
+    rank = node_ranks(graph, comp, type_major, type_minor)
     starts, cycle_nodes, cycle_edges = representative_cycles(graph, comp, ncomp, cyclic, rank)
+    shape_of, first_of_shape = cycle_shapes(graph, ncomp, starts, cycle_nodes, cycle_edges)
 
-    type_ids = graph.type_ids
-    shapes: dict[tuple, list[int]] = {}  # shape -> [first component, count, objects, bytes]
-    filtered_out = 0
-    for c in range(ncomp):
-        s, e = starts[c], starts[c + 1]
-        if s == e:
-            if cyclic[c]:
-                filtered_out += 1
-            continue
-        shape = (tuple(type_ids[v] for v in cycle_nodes[s:e]), tuple(cycle_edges[s:e]))
-        entry = shapes.get(shape)
-        if entry is None:
-            shapes[shape] = [c, 1, comp_objects[c], comp_bytes[c]]
-        else:
-            entry[1] += 1
-            entry[2] += comp_objects[c]
-            entry[3] += comp_bytes[c]
+    count = [0] * len(first_of_shape)
+    shape_objects = [0] * len(first_of_shape)
+    shape_bytes = [0] * len(first_of_shape)
+    for c, shape in enumerate(shape_of):
+        if shape >= 0:
+            count[shape] += 1
+            shape_objects[shape] += held_objects[c]
+            shape_bytes[shape] += held_bytes[c]
+    member_starts, members = members_by_owner(graph, owner, ncomp)
 
-    component_types = _types_per_component(graph, owner, [entry[0] for entry in shapes.values()])
     groups: list[Group] = []
-    for entry in shapes.values():
-        c, count, held_objects, held_bytes = entry
-        members = [objects[v] for v in cycle_nodes[starts[c] : starts[c + 1]]]
-        steps, tokens = _labelled_cycle(members)
-        del members
+    for shape, c in enumerate(first_of_shape):
+        cycle = [objects[v] for v in cycle_nodes[starts[c] : starts[c + 1]]]
+        steps, tokens = _labelled_cycle(cycle)
+        del cycle
         groups.append(
             Group(
-                count=count,
-                objects=held_objects,
-                bytes=held_bytes,
+                count=count[shape],
+                objects=shape_objects[shape],
+                bytes=shape_bytes[shape],
                 signature=signature_of(tokens),
                 cycle=steps,
                 cycle_objects=starts[c + 1] - starts[c],
                 component_objects=comp_size[c],
-                types=component_types.get(c, {}),
+                types=_common_types(graph, members[member_starts[c] : member_starts[c + 1]]),
                 noise=is_noise(steps),
             )
         )
+    cyclic_components = sum(cyclic)
     totals = Totals(
         captured_objects=n,
-        captured_bytes=sum(sizes),
-        cyclic_components=sum(cyclic),
-        filtered_out_components=filtered_out,
+        captured_bytes=sum(graph.sizes),
+        cyclic_components=cyclic_components,
+        filtered_out_components=cyclic_components - sum(count),
     )
     return _finish(merge_groups(groups), totals, options)
 
 
-def _types_per_component(graph: Any, owner: array, components: list[int]) -> dict[int, dict[str, int]]:
-    """The most common types among the objects each listed component keeps alive."""
-    wanted = set(components)
-    counts: dict[int, dict[int, int]] = {c: {} for c in components}
-    for node in range(graph.n):
-        o = owner[node]
-        if o in wanted:
-            per = counts[o]
-            t = graph.type_ids[node]
-            per[t] = per.get(t, 0) + 1
-    result: dict[int, dict[str, int]] = {}
-    for c, per in counts.items():
-        top = sorted(per.items(), key=lambda item: -item[1])[:_MAX_TYPES_PER_GROUP]
-        result[c] = {type_name(graph.types[t]): k for t, k in top}
-    return result
+def _common_types(graph: Any, nodes: array) -> dict[str, int]:
+    """The most common types among ``nodes``, by count."""
+    per: dict[int, int] = {}
+    type_ids = graph.type_ids
+    for node in nodes:
+        t = type_ids[node]
+        per[t] = per.get(t, 0) + 1
+    top = sorted(per.items(), key=lambda item: -item[1])[:_MAX_TYPES_PER_GROUP]
+    return {type_name(graph.types[t]): k for t, k in top}
 
 
 def _finish(groups: list[Group], totals: Totals, options: AnalysisOptions) -> Analysis:

@@ -84,6 +84,7 @@ class Report:
     strategy: str = ""
     python: str = field(default_factory=platform.python_version)
     warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
     schema: str = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
@@ -105,7 +106,7 @@ class Report:
                 Group(**{**g, "cycle": [Step(**s) for s in g["cycle"]]}) for g in data["groups"]
             ]
             totals = Totals(**data.get("totals", {}))
-            rest = {k: data[k] for k in ("strategy", "python", "warnings") if k in data}
+            rest = {k: data[k] for k in ("strategy", "python", "warnings", "errors") if k in data}
         except (KeyError, TypeError) as exc:
             raise ReportFormatError(f"malformed {SCHEMA} report: {exc}") from None
         return cls(groups=groups, totals=totals, **rest)
@@ -138,6 +139,9 @@ def build_report(
     *,
     strategy: str = "",
     warnings: Iterable[str] = (),
+    errors: Iterable[str] = (),
 ) -> Report:
     """Assemble a report from analysed groups (merging equal signatures)."""
-    return Report(groups=merge_groups(groups), totals=totals, strategy=strategy, warnings=list(warnings))
+    return Report(
+        groups=merge_groups(groups), totals=totals, strategy=strategy, warnings=list(warnings), errors=list(errors)
+    )

@@ -140,13 +140,15 @@ def render_text(report: Report, *, color: bool = False, limit: int | None = None
     out.append(style.dim(_summary(report)))
     for warning in report.warnings:
         out.append(f"warning: {warning}")
+    for error in report.errors:
+        out.append(f"error: {error}")
     return "\n".join(out) + "\n"
 
 
 def _summary(report: Report) -> str:
     t = report.totals
     parts = [
-        f"captured {t.captured_objects:,} objects ({format_bytes(t.captured_bytes)}) "
+        f"captured {_plural(t.captured_objects, 'object')} ({format_bytes(t.captured_bytes)}) "
         f"in {t.collections} collection{'s' if t.collections != 1 else ''}"
     ]
     if report.strategy:
