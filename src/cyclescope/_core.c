@@ -1893,6 +1893,93 @@ done:
 }
 
 /* ------------------------------------------------------------------------- */
+/* shape_totals                                                              */
+/* ------------------------------------------------------------------------- */
+
+PyDoc_STRVAR(shape_totals_doc,
+"shape_totals(shape_of, nshapes, held_objects, held_bytes, /)\n--\n\n"
+"Per shape: (components, objects held, bytes held).\n"
+"Same result as graph._shape_totals_py.");
+
+static PyObject *
+core_shape_totals(PyObject *module, PyObject *args)
+{
+    core_state *st = get_state(module);
+    Py_ssize_t nshapes;
+    PyObject *o_shape_of, *o_objects, *o_bytes;
+    if (!PyArg_ParseTuple(args, "OnOO:shape_totals", &o_shape_of, &nshapes, &o_objects, &o_bytes)) {
+        return NULL;
+    }
+    i64_arg shape_arg, objects_arg, bytes_arg_;
+    memset(&shape_arg, 0, sizeof(shape_arg));
+    memset(&objects_arg, 0, sizeof(objects_arg));
+    memset(&bytes_arg_, 0, sizeof(bytes_arg_));
+    PyObject *result = NULL;
+    q_output out_count, out_objects, out_bytes;
+    memset(&out_count, 0, sizeof(out_count));
+    memset(&out_objects, 0, sizeof(out_objects));
+    memset(&out_bytes, 0, sizeof(out_bytes));
+
+    if (get_i64_arg(o_shape_of, "shape_of", &shape_arg) < 0
+        || get_i64_arg(o_objects, "held_objects", &objects_arg) < 0
+        || get_i64_arg(o_bytes, "held_bytes", &bytes_arg_) < 0) {
+        goto done;
+    }
+    Py_ssize_t ncomp = shape_arg.len;
+    if (nshapes < 0 || objects_arg.len != ncomp || bytes_arg_.len != ncomp) {
+        PyErr_Format(PyExc_ValueError,
+                     "held_objects and held_bytes must have %zd items like shape_of, nshapes >= 0",
+                     ncomp);
+        goto done;
+    }
+    const int64_t *shape_of = shape_arg.data;
+    for (Py_ssize_t c = 0; c < ncomp; c++) {
+        if (shape_of[c] < -1 || shape_of[c] >= nshapes) {
+            PyErr_Format(PyExc_ValueError, "shape_of[%zd] = %lld is not -1 or a shape in [0, %zd)",
+                         c, (long long)shape_of[c], nshapes);
+            goto done;
+        }
+    }
+    if (q_output_new(st, nshapes, &out_count) < 0 || q_output_new(st, nshapes, &out_objects) < 0
+        || q_output_new(st, nshapes, &out_bytes) < 0) {
+        goto done;
+    }
+    int64_t *count = out_count.data, *objects = out_objects.data, *nbytes = out_bytes.data;
+    for (Py_ssize_t k = 0; k < nshapes; k++) {
+        count[k] = objects[k] = nbytes[k] = 0;
+    }
+    for (Py_ssize_t c = 0; c < ncomp; c++) {
+        int64_t k = shape_of[c];
+        if (k >= 0) {
+            count[k]++;
+            if (__builtin_add_overflow(objects[k], objects_arg.data[c], &objects[k])
+                || __builtin_add_overflow(nbytes[k], bytes_arg_.data[c], &nbytes[k])) {
+                PyErr_SetString(PyExc_OverflowError, "shape totals do not fit in 64 bits");
+                goto done;
+            }
+        }
+    }
+    PyObject *a_count = q_output_finish(&out_count, 1);
+    PyObject *a_objects = q_output_finish(&out_objects, 1);
+    PyObject *a_bytes = q_output_finish(&out_bytes, 1);
+    if (a_count != NULL && a_objects != NULL && a_bytes != NULL) {
+        result = PyTuple_Pack(3, a_count, a_objects, a_bytes);
+    }
+    Py_XDECREF(a_count);
+    Py_XDECREF(a_objects);
+    Py_XDECREF(a_bytes);
+
+done:
+    q_output_finish(&out_count, 0);
+    q_output_finish(&out_objects, 0);
+    q_output_finish(&out_bytes, 0);
+    release_i64_arg(&shape_arg);
+    release_i64_arg(&objects_arg);
+    release_i64_arg(&bytes_arg_);
+    return result;
+}
+
+/* ------------------------------------------------------------------------- */
 /* Module                                                                    */
 /* ------------------------------------------------------------------------- */
 
@@ -1906,6 +1993,7 @@ static PyMethodDef core_methods[] = {
     {"cycle_shapes", core_cycle_shapes, METH_VARARGS, cycle_shapes_doc},
     {"members_by_owner", core_members_by_owner, METH_VARARGS, members_by_owner_doc},
     {"node_ranks", core_node_ranks, METH_VARARGS, node_ranks_doc},
+    {"shape_totals", core_shape_totals, METH_VARARGS, shape_totals_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -58,3 +58,8 @@ def node_ranks(
     /,
 ) -> array[int]:
     """``rank`` per node, as ``graph._node_ranks_py``."""
+
+def shape_totals(
+    shape_of: Buffer, nshapes: int, held_objects: Buffer, held_bytes: Buffer, /
+) -> tuple[array[int], array[int], array[int]]:
+    """``(count, objects, bytes)`` per shape, as ``graph._shape_totals_py``."""

@@ -34,6 +34,7 @@ __all__ = [
     "cycle_shapes",
     "members_by_owner",
     "node_ranks",
+    "shape_totals",
     "safe_sizeof",
     "using_c_core",
 ]
@@ -468,3 +469,22 @@ def node_ranks(graph: Graph, comp: array, type_major: array, type_minor: array) 
     if _core is not None:
         return _core.node_ranks(graph.n, graph.offsets, graph.targets, comp, graph.type_ids, type_major, type_minor)
     return _node_ranks_py(graph.n, graph.offsets, graph.targets, comp, graph.type_ids, type_major, type_minor)
+
+
+def _shape_totals_py(shape_of: array, nshapes: int, held_objects: array, held_bytes: array) -> tuple[array, array, array]:
+    count = array("q", bytes(8 * nshapes))
+    objects = array("q", bytes(8 * nshapes))
+    nbytes = array("q", bytes(8 * nshapes))
+    for c, shape in enumerate(shape_of):
+        if shape >= 0:
+            count[shape] += 1
+            objects[shape] += held_objects[c]
+            nbytes[shape] += held_bytes[c]
+    return count, objects, nbytes
+
+
+def shape_totals(shape_of: array, nshapes: int, held_objects: array, held_bytes: array) -> tuple[array, array, array]:
+    """Per shape (see :func:`cycle_shapes`): ``(components, objects held, bytes held)``."""
+    if _core is not None:
+        return _core.shape_totals(shape_of, nshapes, held_objects, held_bytes)
+    return _shape_totals_py(shape_of, nshapes, held_objects, held_bytes)

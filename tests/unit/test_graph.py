@@ -1240,3 +1240,28 @@ def test_node_ranks_c_matches_pure(seed: int) -> None:
         core.node_ranks(g.n, g.offsets, g.targets, comp, g.type_ids, major, array("q", list(minor) + [0]))
     with pytest.raises(ValueError):
         core.node_ranks(g.n, g.offsets, g.targets, comp[:-1], g.type_ids, major, minor)
+
+
+# -- shape_totals -----------------------------------------------------------------------
+
+
+def test_shape_totals_by_hand_and_c_matches_pure() -> None:
+    shape_of = array("q", [0, -1, 1, 0, 0, -1])
+    held_objects = array("q", [2, 9, 3, 4, 5, 9])
+    held_bytes = array("q", [20, 90, 30, 40, 50, 90])
+    expected = ([3, 1], [11, 3], [110, 30])
+    pure = graph._shape_totals_py(shape_of, 2, held_objects, held_bytes)
+    assert [list(a) for a in pure] == [list(e) for e in expected]
+    core = pytest.importorskip("cyclescope._core", reason="the C core is not built")
+    assert [list(a) for a in core.shape_totals(shape_of, 2, held_objects, held_bytes)] == [list(e) for e in expected]
+    rng = random.Random(3)
+    shape_of = array("q", [rng.randrange(-1, 40) for _ in range(5000)])
+    held_objects = array("q", [rng.randrange(1, 100) for _ in range(5000)])
+    held_bytes = array("q", [rng.randrange(1, 10**6) for _ in range(5000)])
+    assert core.shape_totals(shape_of, 40, held_objects, held_bytes) == graph._shape_totals_py(
+        shape_of, 40, held_objects, held_bytes
+    )
+    with pytest.raises(ValueError):
+        core.shape_totals(shape_of, 10, held_objects, held_bytes)  # shape 39 is out of range
+    with pytest.raises(ValueError):
+        core.shape_totals(shape_of, 40, held_objects[:-1], held_bytes)

@@ -38,6 +38,7 @@ from cyclescope.graph import (
     members_by_owner,
     node_ranks,
     representative_cycles,
+    shape_totals,
     strongly_connected_components,
 )
 from cyclescope.labels import Label, label_edge
@@ -271,14 +272,7 @@ def analyse(objects: Sequence[Any], options: AnalysisOptions = AnalysisOptions()
     starts, cycle_nodes, cycle_edges = representative_cycles(graph, comp, ncomp, cyclic, rank)
     shape_of, first_of_shape = cycle_shapes(graph, ncomp, starts, cycle_nodes, cycle_edges)
 
-    count = [0] * len(first_of_shape)
-    shape_objects = [0] * len(first_of_shape)
-    shape_bytes = [0] * len(first_of_shape)
-    for c, shape in enumerate(shape_of):
-        if shape >= 0:
-            count[shape] += 1
-            shape_objects[shape] += held_objects[c]
-            shape_bytes[shape] += held_bytes[c]
+    count, shape_objects, shape_bytes = shape_totals(shape_of, len(first_of_shape), held_objects, held_bytes)
     member_starts, members = members_by_owner(graph, owner, ncomp)
 
     groups: list[Group] = []
