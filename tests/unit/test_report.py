@@ -134,3 +134,14 @@ def test_limit_and_empty_report() -> None:
 @pytest.mark.parametrize(("n", "text"), [(10, "10 B"), (2048, "2.0 KiB"), (3 * 1024 * 1024, "3.0 MiB")])
 def test_format_bytes(n: int, text: str) -> None:
     assert format_bytes(n) == text
+
+
+def test_types_sharing_a_bare_name_are_shown_qualified() -> None:
+    cycle = [
+        Step("asyncio.base_events.Server", "._protocol_factory", module="asyncio.base_events"),
+        Step("websockets.asyncio.server.Server", ".server", module="websockets.asyncio.server"),
+    ]
+    text = render_text(Report(groups=[Group(1, 2, 10, "s", cycle)]))
+    assert "websockets.asyncio.server.Server  .server" in text
+    assert "-> websockets.asyncio.server.Server" in text
+    assert "  Server " not in text

@@ -52,9 +52,16 @@ def _site_text(site: str | None) -> str:
     return f"{short_path(filename).rsplit('/', 1)[-1]}:{line}"
 
 
-def _target_parts(step: Step) -> tuple[str, str]:
+def _short_names(steps: list[Step]) -> dict[str, str]:
+    """Bare type names for display, qualified where two types of a cycle share one."""
+    bare = {s.type: _bare(s.type, s.module) for s in steps}
+    clashing = {b for b in bare.values() if list(bare.values()).count(b) > 1}
+    return {full: (full if short in clashing else short) for full, short in bare.items()}
+
+
+def _target_parts(step: Step, names: dict[str, str]) -> tuple[str, str]:
     """How a step is named when an edge points at it: the name, and its details."""
-    name = _bare(step.type, step.module)
+    name = names[step.type]
     if step.type == "frame" and step.function:
         return "frame", f"of {step.function}() at {_site_text(step.location)}"
     if step.detail:
@@ -81,7 +88,8 @@ def _group_lines(group: Group, style: _Style) -> list[str]:
         f"  {_plural(group.cycle_objects, 'object')} on the cycle; {_plural(group.objects, 'object')} / "
         f"{format_bytes(group.bytes)} freed only by the cyclic GC",
     ]
-    type_col = min(_TYPE_COLUMN, max(len(_bare(s.type, s.module)) for s in steps))
+    names = _short_names(steps)
+    type_col = min(_TYPE_COLUMN, max(len(names[s.type]) for s in steps))
     edge_col = min(_EDGE_COLUMN, max(len(s.edge) for s in steps))
     # (styled line) or (None, continuation text, is_source): continuations are
     # aligned together, under the targets when they fit, further left when not.
@@ -89,10 +97,10 @@ def _group_lines(group: Group, style: _Style) -> list[str]:
     column = 0
     for i, step in enumerate(steps):
         target = steps[(i + 1) % len(steps)]
-        name, detail = _target_parts(target)
+        name, detail = _target_parts(target, names)
         if i == len(steps) - 1:
             detail = f"{detail} (back to the start)".lstrip()
-        left = f"  {_bare(step.type, step.module):<{type_col}}  {step.edge:<{edge_col}}  -> "
+        left = f"  {names[step.type]:<{type_col}}  {step.edge:<{edge_col}}  -> "
         column = max(column, len(left))
         styled_left = left.replace(step.edge, style.edge(step.edge), 1)
         if len(left) + len(name) + 1 + len(detail) <= _WIDTH:
