@@ -191,10 +191,22 @@ _COLLECTOR = _Collector()
 
 
 class Capture:
-    """Records the cyclic garbage created while it is active; see :func:`capture`.
+    """Capture every object that becomes cyclic garbage while the ``with`` block runs.
 
-    After the ``with`` block, :meth:`report` gives the findings; with
+    ``with cyclescope.capture() as cap: ...`` then ``cap.report()``; with
     ``keep=True``, :attr:`objects` holds the captured objects themselves.
+
+    :param keep: hand the captured objects to the caller as ``cap.objects``
+        (otherwise they are released as soon as the report is built).
+    :param freeze: use ``gc.freeze()`` so the cost follows what the block creates,
+        not the size of the heap; misses cycles through objects made before the block.
+    :param max_objects: past this many captured objects, summarise and release.
+    :param types: only report components holding an object whose type matches one
+        of these shell patterns (qualified or bare class name), each shown by its
+        shortest cycle through that type.
+    :param include_noise: also report cycles the interpreter or cyclescope makes.
+    :param progress: called with a short message before long work (analysing a
+        large capture), e.g. to print it.
     """
 
     def __init__(
@@ -304,39 +316,8 @@ class Capture:
         return self._report
 
 
-def capture(
-    *,
-    keep: bool = False,
-    freeze: bool = False,
-    max_objects: int = DEFAULT_MAX_OBJECTS,
-    types: Iterable[str] | None = None,
-    include_noise: bool = False,
-    progress: Callable[[str], None] | None = None,
-) -> Capture:
-    """Capture every object that becomes cyclic garbage while the ``with`` block runs.
-
-    ``with cyclescope.capture() as cap: ...`` then ``cap.report()``.
-
-    :param keep: hand the captured objects to the caller as ``cap.objects``
-        (otherwise they are released as soon as the report is built).
-    :param freeze: use ``gc.freeze()`` so the cost follows what the block creates,
-        not the size of the heap; misses cycles through objects made before the block.
-    :param max_objects: past this many captured objects, summarise and release.
-    :param types: only report components holding an object whose type matches one
-        of these shell patterns (qualified or bare class name), each shown by its
-        shortest cycle through that type.
-    :param include_noise: also report cycles the interpreter or cyclescope makes.
-    :param progress: called with a short message before long work (analysing a
-        large capture), e.g. to print it.
-    """
-    return Capture(
-        keep=keep,
-        freeze=freeze,
-        max_objects=max_objects,
-        types=types,
-        include_noise=include_noise,
-        progress=progress,
-    )
+#: ``with cyclescope.capture(...) as cap:`` reads as the context manager it is.
+capture = Capture
 
 
 def cycles_created_by(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Any:

@@ -157,23 +157,20 @@ def _exception_labels(src: object, dst: object, prev: object) -> Iterator[Label]
             kind = "traceback" if name == "__traceback__" else "exception"
             yield Label.same(f".{name}", kind)
             return
-    args = BaseException.__dict__["args"].__get__(exc)
-    if args is dst:
-        yield Label.same(".args", "exception")
-        return
-    for i, value in enumerate(tuple.__iter__(args)):
-        if value is dst:
-            yield Label(f".args[{i}]", ".args[i]", "exception")
-            return
+    yield from _field_labels(".args", BaseException.__dict__["args"].__get__(exc), dst)
     if _EXCEPTION_GROUP is not None and isinstance(exc, _EXCEPTION_GROUP):
-        members = _EXCEPTION_GROUP.__dict__["exceptions"].__get__(exc)
-        if members is dst:
-            yield Label.same(".exceptions", "exception")
+        yield from _field_labels(".exceptions", _EXCEPTION_GROUP.__dict__["exceptions"].__get__(exc), dst)
+
+
+def _field_labels(name: str, members: tuple, dst: object) -> Iterator[Label]:
+    """``.name`` when the tuple field itself is ``dst``, ``.name[i]`` when an item is."""
+    if members is dst:
+        yield Label.same(name, "exception")
+        return
+    for i, member in enumerate(tuple.__iter__(members)):
+        if member is dst:
+            yield Label(f"{name}[{i}]", f"{name}[i]", "exception")
             return
-        for i, member in enumerate(tuple.__iter__(members)):
-            if member is dst:
-                yield Label(f".exceptions[{i}]", ".exceptions[i]", "exception")
-                return
 
 
 @_handles(types.TracebackType)

@@ -304,3 +304,13 @@ def test_metaclass_properties_are_not_called() -> None:
     obj, value = Weird(), Plain()
     obj.x = value
     assert label_edge(obj, value).shown in {".x", ".__dict__"}
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception groups are new in 3.11")
+def test_exception_group_members() -> None:
+    inner = ValueError("inner")
+    group = ExceptionGroup("many", [KeyError("k"), inner])  # noqa: F821 - builtin on 3.11+
+    assert shown(group, group.exceptions) == ".exceptions"
+    assert label_edge(group.exceptions, inner).shown == "[1]"
+    args = group.args
+    assert shown(group, args) == ".args"
