@@ -14,6 +14,13 @@
  * before use, so bad input raises ValueError instead of reading out of bounds.
  * The graph algorithms run no Python code at all, so the buffers they read cannot
  * change under them.
+ *
+ * Two functions serve capturing.py instead and have no pure twin: move_tail
+ * (hands list items over without touching their reference counts) and
+ * release_garbage (frees a capture's garbage as gc's delete step would).  They
+ * call no Python code either, but release_garbage frees objects, and freeing
+ * runs whatever the freed objects run (__del__, weakref callbacks), exactly as
+ * a gc.collect() freeing them would.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -542,29 +549,35 @@ map_find(const ptr_map *m, const void *key)
     }
 }
 
-/* Store key -> value, replacing any earlier value.  The table must have room
-   (map_init sized it, or map_reserve was called). */
-static void
-map_put(ptr_map *m, const void *key, int32_t value)
+/* The slot of key, entered with value and stamp 0 if it was not there.  The
+   table must have room (map_init sized it, or map_reserve was called). */
+static map_slot *
+map_insert(ptr_map *m, const void *key)
 {
     size_t i = ptr_hash(key) & m->mask;
     for (;;) {
         map_slot *s = &m->slots[i];
         if (s->key == key) {
-            s->value = value;
-            return;
+            return s;
         }
         if (s->key == NULL) {
             s->key = key;
-            s->value = value;
             m->used++;
-            return;
+            return s;
         }
         i = (i + 1) & m->mask;
     }
 }
 
-/* Make room for one more key, doubling the table when it would pass 0.6 full. */
+/* Store key -> value, replacing any earlier value.  The table must have room. */
+static void
+map_put(ptr_map *m, const void *key, int32_t value)
+{
+    map_insert(m, key)->value = value;
+}
+
+/* Make room for one more key, doubling the table when it would pass 0.6 full.
+   Slots move whole (value and stamp). */
 static int
 map_reserve(ptr_map *m)
 {
@@ -577,7 +590,7 @@ map_reserve(ptr_map *m)
     }
     for (size_t i = 0; i <= m->mask; i++) {
         if (m->slots[i].key != NULL) {
-            map_put(&bigger, m->slots[i].key, m->slots[i].value);
+            *map_insert(&bigger, m->slots[i].key) = m->slots[i];
         }
     }
     map_free(m);
@@ -750,6 +763,27 @@ typedef struct {
     int out_of_memory;
 } ref_buffer;
 
+/* CPython 3.12.0-3.12.5 (gh-122695): the _asyncio module's traverse visits its
+   free list of future iterators, objects already freed; gc.get_referents on it
+   revives and frees them twice, which can make that list loop forever. The
+   module holds only its own types and caches, never a user's cycle: it is not
+   traversed at all (graph._build_graph_py does the same). */
+static int
+is_asyncio_module(PyObject *obj)
+{
+    if (!PyModule_CheckExact(obj)) {
+        return 0;
+    }
+    PyObject *name = PyModule_GetNameObject(obj);
+    if (name == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int result = PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, "_asyncio") == 0;
+    Py_DECREF(name);
+    return result;
+}
+
 /* visitproc handed to tp_traverse: remember the referent's address. */
 static int
 gather_referent(PyObject *ref, void *arg)
@@ -918,7 +952,7 @@ core_build_graph(PyObject *module, PyObject *arg)
            that are GC objects by _PyObject_IS_GC (type flag, then tp_is_gc),
            tracked or not, and have a tp_traverse. */
         if (PyType_IS_GC(tp) && (tp->tp_is_gc == NULL || tp->tp_is_gc(obj))
-            && tp->tp_traverse != NULL) {
+            && tp->tp_traverse != NULL && !is_asyncio_module(obj)) {
             if (tp->tp_traverse(obj, gather_referent, &rb) != 0) {
                 if (rb.out_of_memory) {
                     PyErr_NoMemory();
@@ -985,6 +1019,529 @@ done:
     scratch_free(targets.data);
     Py_DECREF(objects);
     return result;
+}
+
+/* ------------------------------------------------------------------------- */
+/* release_garbage, move_tail                                                */
+/* ------------------------------------------------------------------------- */
+
+/* Both functions hand list items over instead of copying them: a copy costs an
+   incref and a decref per object, each a cache miss on an object nothing else
+   is touching.  In the builds with a GIL (3.10-3.13) a list's ob_item is a
+   PyMem block of `allocated` slots, as list_resize and list_clear manage it, so
+   the items can change hands by moving pointers.  The free-threaded build frees
+   item arrays through QSBR and splits and defers reference counts: there both
+   functions keep to the public API, and release_garbage clears nothing. */
+
+/* gc's test for an object whose referents it can see: a GC object by
+   _PyObject_IS_GC (type flag, then tp_is_gc), tracked or not, with a
+   tp_traverse.  The same test as build_graph's. */
+static inline int
+has_traverse(PyObject *obj)
+{
+    PyTypeObject *tp = Py_TYPE(obj);
+    return PyType_IS_GC(tp) && (tp->tp_is_gc == NULL || tp->tp_is_gc(obj))
+           && tp->tp_traverse != NULL;
+}
+
+#ifndef Py_GIL_DISABLED
+
+/* In release_garbage's map, a slot's stamp is gc's gc_refs: the references to
+   the object not yet explained by the list or by the objects in the set.  Its
+   value is the object's position in uniq, or OUTSIDE for an object that only
+   objects in the set were seen to refer to so far (see join). */
+#define REFS_EXTERNAL INT32_MAX /* too many to count, or not to be cleared: never counted down */
+#define OUTSIDE (-1)
+
+/* Referents are looked up in batches, prefetching ahead as build_graph does. */
+#define RELEASE_BATCH 1024
+
+typedef struct {
+    ptr_map map;
+    PyObject **uniq;     /* the set: the distinct listed objects in list order, then
+                            the joined ones; one reference held to each */
+    Py_ssize_t nuniq;
+    Py_ssize_t cap;
+    int can_grow;        /* 0 after an allocation failed: join no more */
+    Py_ssize_t referenced; /* objects of the set whose stamp is above zero */
+    unsigned char *kept;   /* per object of the set: 1 = leave intact */
+    Py_ssize_t nkept;
+    PyObject **stack;    /* kept objects whose referents are still to mark */
+    Py_ssize_t depth;
+    const void *batch[RELEASE_BATCH];
+    Py_ssize_t nbatch;
+} release_state;
+
+/* Whether weak references to obj exist.  tp_weaklistoffset locates the list
+   head; from 3.12 on it is negative for a managed weakref list, which sits in
+   the pre-header, and the same obj + offset finds it (static builtin types
+   keep theirs elsewhere, but they are immortal, and checked before this). */
+static inline int
+has_weakrefs(PyObject *obj)
+{
+    Py_ssize_t offset = Py_TYPE(obj)->tp_weaklistoffset;
+    if (offset == 0) {
+        return 0;
+    }
+#if PY_VERSION_HEX < 0x030C0000
+    if (offset < 0) {
+        return 1; /* no such layout before 3.12: assume the worst */
+    }
+#endif
+    return *(PyObject **)((char *)obj + offset) != NULL;
+}
+
+/* The count an object starts from, less the one reference (the list's, or the
+   referring object's) that brought it here.  Read before anything runs that
+   could change it. */
+static int32_t
+initial_refs(PyObject *obj)
+{
+    PyTypeObject *tp = Py_TYPE(obj);
+#if PY_VERSION_HEX >= 0x030C0000
+    /* An immortal object's count is a marker, not a count. */
+    if (_Py_IsImmortal(obj)) {
+        return REFS_EXTERNAL;
+    }
+#endif
+    /* gc never clears an object with a legacy finalizer, nor what it reaches
+       (they end up in gc.garbage): keeping them as if referenced from outside
+       does the same. */
+    if (tp->tp_del != NULL) {
+        return REFS_EXTERNAL;
+    }
+    /* gc runs every finalizer before it clears anything, so __del__ never sees
+       a cleared object, and clears the weak references to what it will clear,
+       so no callback can reach a cleared object through one.  Every object of
+       a DEBUG_SAVEALL list went through both; one that did not is left alone,
+       for a full collection. */
+    if (tp->tp_finalize != NULL && !PyObject_GC_IsFinalized(obj)) {
+        return REFS_EXTERNAL;
+    }
+    if (has_weakrefs(obj)) {
+        return REFS_EXTERNAL;
+    }
+    Py_ssize_t refs = Py_REFCNT(obj) - 1;
+    /* Too many to count in 32 bits: certainly referenced from outside, since
+       at most the references that really exist are counted down. */
+    return refs < (Py_ssize_t)REFS_EXTERNAL ? (int32_t)refs : REFS_EXTERNAL;
+}
+
+/* An object outside the list that only objects of the set refer to joins the
+   set: it is garbage if they are.  A capture's store misses such objects when
+   they were made after the collection that found the rest: on 3.11+ an
+   instance's __dict__ comes into being when something first asks for it (the
+   report's labels do), and it refers to what the instance's attributes
+   hold.  Unless it joins, those look referenced from outside, and nothing of
+   the cycle could be cleared.  A joined object is held like a listed one. */
+static void
+join(release_state *rs, map_slot *slot)
+{
+    if (rs->nuniq == rs->cap) {
+        Py_ssize_t cap = rs->cap * 2;
+        PyObject **grown = NULL;
+        if (rs->can_grow && cap <= MAP_MAX_VALUE) {
+            grown = (PyObject **)realloc(rs->uniq, (size_t)cap * sizeof(PyObject *));
+        }
+        if (grown == NULL) {
+            /* Not joined: what it refers to stays referenced from outside. */
+            rs->can_grow = 0;
+            return;
+        }
+        rs->uniq = grown;
+        rs->cap = cap;
+    }
+    PyObject *obj = (PyObject *)slot->key;
+    Py_INCREF(obj);
+    slot->value = (int32_t)rs->nuniq;
+    rs->uniq[rs->nuniq++] = obj;
+}
+
+/* Count down the referents gathered in the batch that are in the map; enter
+   the other GC objects as outside objects, and join those whose references
+   are now all explained. */
+static void
+subtract_batch(release_state *rs)
+{
+    const void **batch = rs->batch;
+    Py_ssize_t n = rs->nbatch;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        if (k + PREFETCH_AHEAD < n) {
+            PREFETCH_WRITE(map_home(&rs->map, batch[k + PREFETCH_AHEAD]));
+        }
+        PyObject *ref = (PyObject *)batch[k];
+        map_slot *slot = map_find(&rs->map, ref);
+        if (slot != NULL) {
+            /* Never below zero: only a tp_traverse that reports references its
+               object does not own could get there (gc asserts against that). */
+            if (slot->stamp > 0 && slot->stamp != REFS_EXTERNAL && --slot->stamp == 0) {
+                if (slot->value == OUTSIDE) {
+                    join(rs, slot);
+                }
+                else {
+                    rs->referenced--;
+                }
+            }
+            continue;
+        }
+        if (!rs->can_grow || !has_traverse(ref)) {
+            continue;
+        }
+        if (rs->map.used >= MAP_MAX_VALUE || map_reserve(&rs->map) < 0) {
+            PyErr_Clear();
+            rs->can_grow = 0;
+            continue;
+        }
+        slot = map_insert(&rs->map, ref);
+        slot->value = OUTSIDE;
+        slot->stamp = initial_refs(ref);
+        if (slot->stamp == 0) {
+            join(rs, slot);
+        }
+    }
+    rs->nbatch = 0;
+}
+
+static int
+visit_subtract(PyObject *ref, void *arg)
+{
+    release_state *rs = (release_state *)arg;
+    if (ref != NULL) {
+        if (rs->nbatch == RELEASE_BATCH) {
+            subtract_batch(rs);
+        }
+        rs->batch[rs->nbatch++] = ref;
+    }
+    return 0;
+}
+
+/* Mark the referents gathered in the batch that are in the set as kept, and
+   push those newly marked.  An object is pushed at most once, so the stack
+   never holds more than the set. */
+static void
+mark_batch(release_state *rs)
+{
+    const void **batch = rs->batch;
+    Py_ssize_t n = rs->nbatch;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        if (k + PREFETCH_AHEAD < n) {
+            PREFETCH_READ(map_home(&rs->map, batch[k + PREFETCH_AHEAD]));
+        }
+        map_slot *slot = map_find(&rs->map, batch[k]);
+        if (slot != NULL && slot->value != OUTSIDE && !rs->kept[slot->value]) {
+            rs->kept[slot->value] = 1;
+            rs->nkept++;
+            rs->stack[rs->depth++] = rs->uniq[slot->value];
+        }
+    }
+    rs->nbatch = 0;
+}
+
+static int
+visit_mark(PyObject *ref, void *arg)
+{
+    release_state *rs = (release_state *)arg;
+    if (ref != NULL) {
+        if (rs->nbatch == RELEASE_BATCH) {
+            mark_batch(rs);
+        }
+        rs->batch[rs->nbatch++] = ref;
+    }
+    return 0;
+}
+
+#endif /* !Py_GIL_DISABLED */
+
+PyDoc_STRVAR(release_garbage_doc,
+"release_garbage(objects, /)\n--\n\n"
+"Free the cyclic garbage in the list objects as gc's delete step would, and\n"
+"empty the list: (cleared, kept).\n"
+"\n"
+"The set examined is the listed objects, plus any other GC object that only\n"
+"objects of the set refer to.  An object of the set referenced from outside\n"
+"it (references found with tp_traverse, as gc does), and everything it\n"
+"reaches in the set, is kept intact; so is an object with a legacy tp_del, a\n"
+"finalizer that has not run or live weak references, and all it reaches.\n"
+"Every other object\n"
+"is released in list order: tp_clear is called on it when it has one and\n"
+"something still refers to it, then the reference held to it goes, so that\n"
+"reference counting frees it as gc would.  cleared counts the tp_clear\n"
+"calls; kept the objects left intact, some of which a full collection may\n"
+"still free.  Objects are never untracked.  The free-threaded build only\n"
+"empties the list (everything is kept).");
+
+static PyObject *
+core_release_garbage(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    if (!PyList_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "release_garbage() needs a list, not %.100s",
+                     Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(arg);
+    if (n == 0) {
+        return Py_BuildValue("(nn)", (Py_ssize_t)0, (Py_ssize_t)0);
+    }
+#ifdef Py_GIL_DISABLED
+    /* Deferred reference counts make the arithmetic below unsound here. */
+    if (PyList_SetSlice(arg, 0, n, NULL) < 0) {
+        return NULL;
+    }
+    return Py_BuildValue("(nn)", (Py_ssize_t)0, n);
+#else
+    if (n > MAP_MAX_VALUE) {
+        PyErr_SetString(PyExc_OverflowError, "release_garbage() takes at most 2**31 - 2 objects");
+        return NULL;
+    }
+    release_state rs;
+    memset(&rs, 0, sizeof(rs));
+    /* What must not fail comes first: on error the list is untouched.  Later
+       allocations only make the result more conservative when they fail. */
+    if (map_init(&rs.map, (size_t)n) < 0) {
+        return NULL;
+    }
+    rs.uniq = (PyObject **)malloc((size_t)n * sizeof(PyObject *));
+    if (rs.uniq == NULL) {
+        map_free(&rs.map);
+        return PyErr_NoMemory();
+    }
+    rs.cap = n;
+    rs.can_grow = 1;
+
+    /* Take over the list's references, as list_clear would before dropping
+       them: the list is empty from here on, and these references keep every
+       listed object alive until its turn in (d), whatever code runs
+       meanwhile.  Taking them before the traversals also makes a list that
+       holds itself report no referents, which are counted as the list's
+       already. */
+    PyListObject *list = (PyListObject *)arg;
+    PyObject **items = list->ob_item;
+    list->ob_item = NULL;
+    Py_SET_SIZE(list, 0);
+    list->allocated = 0;
+
+    /* (a) The distinct objects, each counted from its reference count less
+       the list's references to it (an object may be listed more than once). */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (i + PREFETCH_AHEAD < n) {
+            PREFETCH_WRITE(map_home(&rs.map, items[i + PREFETCH_AHEAD]));
+            PREFETCH_READ(items[i + PREFETCH_AHEAD]);
+        }
+        PyObject *obj = items[i];
+        size_t h = ptr_hash(obj) & rs.map.mask;
+        for (;;) {
+            map_slot *slot = &rs.map.slots[h];
+            if (slot->key == obj) {
+                /* A repeat: drop this reference now (the first one still
+                   holds the object), so that one is held per object. */
+                if (slot->stamp > 0 && slot->stamp != REFS_EXTERNAL && --slot->stamp == 0) {
+                    rs.referenced--;
+                }
+                Py_DECREF(obj);
+                break;
+            }
+            if (slot->key == NULL) {
+                slot->key = obj;
+                slot->value = (int32_t)rs.nuniq;
+                slot->stamp = initial_refs(obj);
+                rs.referenced += slot->stamp > 0;
+                rs.map.used++;
+                rs.uniq[rs.nuniq++] = obj;
+                break;
+            }
+            h = (h + 1) & rs.map.mask;
+        }
+    }
+    PyMem_Free(items);
+
+    /* (b) Less the references from within the set: what is left comes from
+       outside (gc's subtract_refs).  The loop also visits the objects that
+       join the set meanwhile.  tp_traverse runs no Python code, and nothing is
+       freed before (d). */
+    for (Py_ssize_t i = 0; i < rs.nuniq; i++) {
+        if (i + PREFETCH_AHEAD < rs.nuniq) {
+            PREFETCH_READ(rs.uniq[i + PREFETCH_AHEAD]);
+        }
+        PyObject *obj = rs.uniq[i];
+        if (has_traverse(obj)) {
+            (void)Py_TYPE(obj)->tp_traverse(obj, visit_subtract, &rs);
+        }
+        if (i + 1 == rs.nuniq) {
+            subtract_batch(&rs); /* may join more */
+        }
+    }
+    Py_ssize_t nuniq = rs.nuniq;
+
+    /* (c) Keep what is referenced from outside, and everything it reaches in
+       the set (gc's move_unreachable): nothing, usually.  Without the memory
+       to mark, keep it all. */
+    int keep_all = 0;
+    if (rs.referenced > 0) {
+        rs.kept = alloc_bytes_zeroed(nuniq);
+        rs.stack = (PyObject **)scratch_array(nuniq, sizeof(PyObject *));
+        if (rs.kept == NULL || rs.stack == NULL) {
+            PyErr_Clear();
+            keep_all = 1;
+            rs.nkept = nuniq;
+        }
+    }
+    if (rs.kept != NULL && rs.stack != NULL) {
+        for (size_t s = 0; s <= rs.map.mask; s++) {
+            map_slot *slot = &rs.map.slots[s];
+            if (slot->key != NULL && slot->value != OUTSIDE && slot->stamp > 0) {
+                rs.kept[slot->value] = 1;
+                rs.nkept++;
+                rs.stack[rs.depth++] = rs.uniq[slot->value];
+            }
+        }
+        while (rs.depth > 0 || rs.nbatch > 0) {
+            if (rs.depth == 0) {
+                mark_batch(&rs);
+                continue;
+            }
+            PyObject *obj = rs.stack[--rs.depth];
+            if (has_traverse(obj)) {
+                (void)Py_TYPE(obj)->tp_traverse(obj, visit_mark, &rs);
+            }
+        }
+    }
+    map_free(&rs.map);
+    scratch_free(rs.stack);
+
+    /* (d) Clear the rest (gc's delete_garbage), and let go of each object
+       right after its turn: what was cleared, or is referenced by nothing but
+       this function any more, is freed by reference counting there and then.
+       Such an object needs no tp_clear: freeing it drops its references, and
+       that is how gc too frees most of a cycle once tp_clear broke it, while
+       the freed memory is still in cache.  An object not yet reached is still
+       held here, so nothing this frees, and no code it runs (__del__ of other
+       objects, weakref callbacks), can free it under the loop; that reference
+       plays the part of gc's Py_INCREF around tp_clear.  Like gc, an object
+       whose clear fails is reported, not retried. */
+    Py_ssize_t cleared = 0;
+    for (Py_ssize_t i = 0; i < nuniq; i++) {
+        if (i + PREFETCH_AHEAD < nuniq) {
+            PREFETCH_READ(rs.uniq[i + PREFETCH_AHEAD]);
+        }
+        PyObject *obj = rs.uniq[i];
+        if (!keep_all && (rs.kept == NULL || !rs.kept[i]) && Py_REFCNT(obj) > 1) {
+            inquiry clear = Py_TYPE(obj)->tp_clear;
+            /* Without tp_clear (a tuple, say), an object goes when what it is
+               in a cycle with is cleared. */
+            if (clear != NULL && has_traverse(obj)) {
+                (void)clear(obj);
+                if (PyErr_Occurred()) {
+                    PyErr_WriteUnraisable((PyObject *)Py_TYPE(obj));
+                }
+                cleared++;
+            }
+        }
+        Py_DECREF(obj);
+    }
+    if (PyErr_Occurred()) { /* not expected of a deallocator, but never returned */
+        PyErr_WriteUnraisable(arg);
+    }
+    free(rs.uniq);
+    scratch_free(rs.kept);
+    return Py_BuildValue("(nn)", cleared, rs.nkept);
+#endif
+}
+
+PyDoc_STRVAR(move_tail_doc,
+"move_tail(src, base, dst, /)\n--\n\n"
+"Move src[base:] to the end of dst and truncate src to base: the same as\n"
+"dst.extend(src[base:]); del src[base:], but the references change hands\n"
+"instead of being copied.  A base past the end moves nothing.  Returns how\n"
+"many items moved.");
+
+static PyObject *
+core_move_tail(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *src, *dst;
+    Py_ssize_t base;
+    if (!PyArg_ParseTuple(args, "O!nO!:move_tail", &PyList_Type, &src, &base, &PyList_Type,
+                          &dst)) {
+        return NULL;
+    }
+    if (src == dst) {
+        PyErr_SetString(PyExc_ValueError, "move_tail() needs two different lists");
+        return NULL;
+    }
+    if (base < 0) {
+        PyErr_SetString(PyExc_ValueError, "base must be >= 0");
+        return NULL;
+    }
+    Py_ssize_t len = PyList_GET_SIZE(src);
+    if (base >= len) {
+        return PyLong_FromSsize_t(0);
+    }
+    Py_ssize_t count = len - base;
+#ifdef Py_GIL_DISABLED
+    PyObject *tail = PyList_GetSlice(src, base, len);
+    if (tail == NULL) {
+        return NULL;
+    }
+    Py_ssize_t dlen = PyList_GET_SIZE(dst);
+    int failed = PyList_SetSlice(dst, dlen, dlen, tail) < 0
+                 || PyList_SetSlice(src, base, len, NULL) < 0;
+    Py_DECREF(tail);
+    if (failed) {
+        return NULL;
+    }
+#else
+    PyListObject *s = (PyListObject *)src;
+    PyListObject *d = (PyListObject *)dst;
+    Py_ssize_t dlen = Py_SIZE(d);
+    if (dlen == 0 && base == 0) {
+        /* All of src into an empty dst: swap the item arrays. */
+        PyObject **items = d->ob_item;
+        Py_ssize_t allocated = d->allocated;
+        d->ob_item = s->ob_item;
+        d->allocated = s->allocated;
+        Py_SET_SIZE(d, count);
+        s->ob_item = items;
+        s->allocated = allocated;
+        Py_SET_SIZE(s, 0);
+        return PyLong_FromSsize_t(count);
+    }
+    if (count > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(PyObject *) - dlen) {
+        return PyErr_NoMemory();
+    }
+    Py_ssize_t newlen = dlen + count;
+    if (newlen > d->allocated) {
+        /* list_resize's over-allocation, so that appending keeps its cost. */
+        size_t want = ((size_t)newlen + ((size_t)newlen >> 3) + 6) & ~(size_t)3;
+        if (want > (size_t)PY_SSIZE_T_MAX / sizeof(PyObject *)) {
+            want = (size_t)newlen;
+        }
+        PyObject **grown = (PyObject **)PyMem_Realloc(d->ob_item, want * sizeof(PyObject *));
+        if (grown == NULL) {
+            return PyErr_NoMemory();
+        }
+        d->ob_item = grown;
+        d->allocated = (Py_ssize_t)want;
+    }
+    memcpy(d->ob_item + dlen, s->ob_item + base, (size_t)count * sizeof(PyObject *));
+    Py_SET_SIZE(d, newlen);
+    Py_SET_SIZE(s, base);
+    /* Give back what src no longer needs, as list_resize would. */
+    if (base == 0) {
+        PyMem_Free(s->ob_item);
+        s->ob_item = NULL;
+        s->allocated = 0;
+    }
+    else if (base < s->allocated / 2) {
+        size_t want = ((size_t)base + ((size_t)base >> 3) + 6) & ~(size_t)3;
+        PyObject **shrunk = (PyObject **)PyMem_Realloc(s->ob_item, want * sizeof(PyObject *));
+        if (shrunk != NULL) { /* else keep the larger block: still valid */
+            s->ob_item = shrunk;
+            s->allocated = (Py_ssize_t)want;
+        }
+    }
+#endif
+    return PyLong_FromSsize_t(count);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -1994,6 +2551,8 @@ static PyMethodDef core_methods[] = {
     {"members_by_owner", core_members_by_owner, METH_VARARGS, members_by_owner_doc},
     {"node_ranks", core_node_ranks, METH_VARARGS, node_ranks_doc},
     {"shape_totals", core_shape_totals, METH_VARARGS, shape_totals_doc},
+    {"release_garbage", core_release_garbage, METH_O, release_garbage_doc},
+    {"move_tail", core_move_tail, METH_VARARGS, move_tail_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -2063,7 +2622,7 @@ static PyModuleDef_Slot core_slots[] = {
 static struct PyModuleDef core_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "cyclescope._core",
-    .m_doc = "C twins of the graph algorithms in cyclescope.graph.",
+    .m_doc = "C twins of the graph algorithms in cyclescope.graph, and the release of captured garbage.",
     .m_size = sizeof(core_state),
     .m_methods = core_methods,
     .m_slots = core_slots,

@@ -1,4 +1,5 @@
-"""C twins of the graph functions in :mod:`cyclescope.graph` (same results, faster).
+"""C twins of the graph functions in :mod:`cyclescope.graph` (same results, faster),
+and the two list operations of :mod:`cyclescope.capturing` (no pure twin).
 
 Integer array arguments take any buffer of int64 items (``array('q')``); byte
 arguments any buffer of single bytes (``bytes``, ``bytearray``). Inconsistent
@@ -6,6 +7,7 @@ input raises ``ValueError``.
 """
 
 from array import array
+from typing import Any
 
 from typing_extensions import Buffer  # collections.abc.Buffer from 3.12 on
 
@@ -63,3 +65,17 @@ def shape_totals(
     shape_of: Buffer, nshapes: int, held_objects: Buffer, held_bytes: Buffer, /
 ) -> tuple[array[int], array[int], array[int]]:
     """``(count, objects, bytes)`` per shape, as ``graph._shape_totals_py``."""
+
+def release_garbage(objects: list[Any], /) -> tuple[int, int]:
+    """Free the cyclic garbage in ``objects`` as gc's delete step would, without a
+    collection, and empty the list: ``(cleared, kept)``.
+
+    Objects referenced from outside the list and the objects it holds (and all they
+    reach) are kept intact, as are objects with a legacy ``tp_del``, an unrun
+    finalizer or live weak references, and all they reach; ``kept`` counts them
+    (a full collection may still free some). ``cleared`` counts ``tp_clear`` calls.
+    """
+
+def move_tail(src: list[Any], base: int, dst: list[Any], /) -> int:
+    """``dst.extend(src[base:]); del src[base:]`` handing the references over instead of
+    copying them; returns how many items moved."""

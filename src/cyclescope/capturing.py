@@ -7,8 +7,11 @@ explicit, in any thread, then appends what it found unreachable to
 capture and takes them out of ``gc.garbage`` again (unless the user had
 ``DEBUG_SAVEALL`` on, in which case ``gc.garbage`` is left as the user expects).
 When a capture ends it collects once more, builds its report (strings and numbers
-only) and drops its store; the last capture to end restores the gc settings,
-collects the released objects for real and thaws what it froze.
+only) and frees its store: with the C core, right away and in time proportional
+to the store (``_core.release_garbage`` does gc's delete step on just those
+objects, and leaves alone any still referenced from outside). The last capture to
+end restores the gc settings, runs a full collection only if something may be left
+for one to free (always on the pure-Python path), and thaws what it froze.
 
 Two strategies set what "before the block" means:
 
@@ -37,6 +40,7 @@ import warnings
 from typing import Any, Callable, Iterable, TypeVar
 
 from cyclescope._gcstate import GcState, interpreter_frozen_baseline
+from cyclescope.graph import move_tail, release_garbage
 
 __all__ = ["Capture", "capture", "cycles_created_by", "DEFAULT_MAX_OBJECTS", "CaptureWarning"]
 
@@ -64,11 +68,17 @@ class _Collector:
         self.release_pending = 0  # released objects the pause is waiting to see freed
         self._garbage_base = 0
         self.errors: list[str] = []
+        # Whether the last release must run a full collection: something may be left
+        # that only a collection frees (the pure path, spilled stores, kept objects).
+        self.collect_at_release = False
+        self._started = 0  # captures started so far: the order of nesting
 
     # -- lifetime ---------------------------------------------------------------
 
     def start(self, capture: "Capture") -> None:
         with self.lock:
+            self._started += 1
+            capture._order = self._started
             if self.active:
                 # Garbage made before this (nested) capture belongs to the outer ones.
                 gc.collect()
@@ -80,6 +90,7 @@ class _Collector:
             self.paused = False
             self.release_pending = 0
             self.errors = []
+            self.collect_at_release = False
             strategy = "exact"
             if capture.freeze_requested and gc.get_freeze_count() <= interpreter_frozen_baseline():
                 gc.freeze()
@@ -117,17 +128,56 @@ class _Collector:
             self.saved = None
             self.paused = False
 
-    def release(self) -> None:
-        """Free what the last capture let go, then thaw what was frozen for it."""
+    def release(self, capture: "Capture") -> None:
+        """Let go of ``capture``'s store (or hand it to the caller, with ``keep=True``).
+
+        With the C core its garbage is freed right here, without a collection; only
+        what that cannot free (everything, on the pure-Python path) is left to the
+        full collection that the last capture to end runs. The last capture also
+        thaws what was frozen for it.
+        """
         with self.lock:
-            if self.active:
-                return
+            # Until the store is known to be freed: an interrupt anywhere in here
+            # leaves the work to the full collection.
+            leftover = True
             try:
-                gc.collect()
+                store, capture.store = capture.store, []
+                if capture.keep:
+                    capture.objects = store  # the caller's now: never cleared
+                    leftover = False
+                else:
+                    leftover = not self._free(store, capture)
             finally:
-                if self.froze:
-                    self.froze = False
-                    gc.unfreeze()
+                if leftover:
+                    self.collect_at_release = True
+                if not self.active:
+                    try:
+                        if self.collect_at_release:
+                            gc.collect()
+                    finally:
+                        self.collect_at_release = False
+                        if self.froze:
+                            self.froze = False
+                            gc.unfreeze()
+
+    def _free(self, store: list[Any], capture: "Capture") -> bool:
+        """Free ``store``'s garbage and empty it; True when that leaves nothing for a
+        full collection to free."""
+        try:
+            result = release_garbage(store)
+        except Exception:  # MemoryError: the full collection frees it instead
+            result = None
+        finally:
+            store.clear()
+        if result is None:
+            return False
+        _cleared, kept = result
+        if not kept:
+            return True
+        # Something still refers to what was kept. An enclosing capture that records
+        # holds it all (it has recorded since before this one started): its own
+        # release decides on it. Anything else waits for the full collection.
+        return any(cap.recording and cap._order < capture._order for cap in self.active)
 
     # -- the callback -------------------------------------------------------------
 
@@ -144,35 +194,55 @@ class _Collector:
 
             _thread.interrupt_main()
         except BaseException as exc:  # noqa: BLE001 - a gc callback must not propagate
+            self.collect_at_release = True  # garbage may have been dropped half-way
             self.errors.append(f"{type(exc).__name__} in the gc callback: {exc}")
 
     def _on_stop(self, info: dict[str, Any]) -> None:
         garbage = gc.garbage
         base = min(self._garbage_base, len(garbage))
-        new = garbage[base:]
-        if not self.user_saveall:
-            del garbage[base:]
+        found = len(garbage) - base
         active = list(self.active)
+        recorders = [cap for cap in active if cap.recording]
+        if found:
+            if self.user_saveall:
+                new = garbage[base:]  # gc.garbage stays as the user expects
+                for cap in recorders:
+                    cap.store.extend(new)
+                del new
+            elif recorders:
+                # The references move from gc.garbage to the first store (with the C
+                # core, without touching a reference count); other stores copy them.
+                first = recorders[0].store
+                start = len(first)
+                move_tail(garbage, base, first)
+                if len(recorders) > 1:
+                    new = first[start:]
+                    for cap in recorders[1:]:
+                        cap.store.extend(new)
+                    del new
+            else:
+                del garbage[base:]
+                self.collect_at_release = True  # cycles again: a full collection frees them
         if self.paused:
-            freed = int(info.get("collected", 0)) - len(new)
+            freed = int(info.get("collected", 0)) - found
             released = min(freed, self.release_pending)
             self.release_pending -= released
             for cap in active:
                 cap.unanalysed += freed - released
             if info.get("generation") == 2 and any(cap.recording for cap in active):
                 self._set_saveall(True)
-        if new:
+        if found and recorders:
             over_cap = False
-            for cap in active:
-                if cap.recording:
-                    cap.collections += 1
-                    cap.store.extend(new)
-                    over_cap = over_cap or len(cap.store) > cap.max_objects
-            del new
+            for cap in recorders:
+                cap.collections += 1
+                over_cap = over_cap or len(cap.store) > cap.max_objects
             if over_cap:
-                for cap in active:
+                for cap in recorders:
                     if cap.recording and len(cap.store) > cap.max_objects:
-                        self.release_pending += cap.spill()
+                        spilled = cap.spill()
+                        self.release_pending += spilled
+                        if spilled:
+                            self.collect_at_release = True
                 # Released objects are cycles again: let a full collection free them
                 # instead of saving them a second time.
                 self._set_saveall(False)
@@ -228,6 +298,7 @@ class Capture:
         self.include_noise = include_noise
         self.progress = progress
         self.strategy = ""
+        self._order = 0  # set when started: captures started earlier have lower numbers
         self.store: list[Any] = []
         self.recording = False
         self.collections = 0
@@ -254,10 +325,7 @@ class Capture:
             try:
                 self._build_report()
             finally:
-                if self.keep:
-                    self.objects = self.store
-                self.store = []
-                _COLLECTOR.release()
+                _COLLECTOR.release(self)
 
     def spill(self) -> int:
         """Summarise and drop what the store holds (called when over the cap).

@@ -22,7 +22,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from cyclescope._safe import type_flags, type_mro, type_namespace
+from cyclescope._safe import module_namespace, type_flags, type_mro, type_namespace
 
 __all__ = [
     "Graph",
@@ -111,6 +111,16 @@ def safe_sizeof(obj: object) -> int:
     return size
 
 
+def _is_asyncio_module(obj: object) -> bool:
+    """The ``_asyncio`` module is never traversed: on CPython 3.12.0-3.12.5 its
+    traverse visits freed objects (gh-122695) and ``gc.get_referents`` on it can
+    corrupt memory. It holds only its own types and caches, never a user's cycle."""
+    if type(obj) is not types.ModuleType:
+        return False
+    name = dict.get(module_namespace(obj), "__name__")  # type: ignore[arg-type]
+    return name == "_asyncio"
+
+
 def _build_graph_py(objects: Sequence[object]) -> Graph:
     index = {id(obj): i for i, obj in enumerate(objects)}
     offsets = array("q", [0])
@@ -122,7 +132,7 @@ def _build_graph_py(objects: Sequence[object]) -> Graph:
     get_referents = gc.get_referents
     for obj in objects:
         seen: set[int] = set()
-        for ref in get_referents(obj):
+        for ref in () if _is_asyncio_module(obj) else get_referents(obj):
             j = index.get(id(ref))
             if j is not None and j not in seen:
                 seen.add(j)
@@ -488,3 +498,33 @@ def shape_totals(shape_of: array, nshapes: int, held_objects: array, held_bytes:
     if _core is not None:
         return _core.shape_totals(shape_of, nshapes, held_objects, held_bytes)
     return _shape_totals_py(shape_of, nshapes, held_objects, held_bytes)
+
+
+# -- capturing.py's two list operations: C only where it saves work ------------------------
+
+
+def move_tail(src: list, base: int, dst: list) -> int:
+    """Move ``src[base:]`` to the end of ``dst`` and truncate ``src`` to ``base``; returns
+    how many items moved. The C core hands the references over instead of copying
+    them (no reference count is touched)."""
+    if _core is not None:
+        return _core.move_tail(src, base, dst)
+    if src is dst or base < 0:
+        raise ValueError("move_tail() needs two different lists and base >= 0")
+    tail = src[base:]
+    del src[base:]
+    dst += tail
+    return len(tail)
+
+
+def release_garbage(objects: list) -> tuple[int, int] | None:
+    """Free the cyclic garbage in ``objects`` without a full collection, emptying the
+    list: ``(cleared, kept)`` (see ``_core.release_garbage``); ``kept`` objects are
+    still referenced from outside, and a full collection may free some of them.
+
+    None on the pure-Python path, which leaves the list as it is: there is no way to
+    do this from Python without a collection.
+    """
+    if _core is not None:
+        return _core.release_garbage(objects)
+    return None
