@@ -306,7 +306,7 @@ def build_profile(prof: dict, label: str) -> list[str]:
     out = [f"  exit total {ex * 1e3:.1f} ms ({label})"]
     if not prof["check"]["ok"]:
         out.append(f"  !! the report of this run FAILED its check: {prof['check']['warnings'][:1]}")
-    names = ["flush collect (DEBUG_SAVEALL), incl. gc callback", "release collect (frees the garbage)"]
+    names = ["flush collect (DEBUG_SAVEALL), incl. gc callback", "release collect (what the C release left)"]
     for i, t in enumerate(prof["exit_collects"]):
         out.append(f"    {names[i] if i < len(names) else 'collect':<52} {pct(t)}")
         if i == 0:
@@ -317,6 +317,7 @@ def build_profile(prof: dict, label: str) -> list[str]:
         out.append(f"      {name + (f' (x{calls})' if calls > 1 else ''):<50} {pct(t)}")
     out.append(f"      {'own lines of analyse() (inline loops)':<50} {pct(prof['analyse_own_lines'])}")
     out.append(f"    {'merge_analyses + build_report':<52} {pct(prof['merge_and_build_report'])}")
+    out.append(f"    {'release_garbage (frees the store, C core)':<52} {pct(prof.get('release_garbage', 0.0))}")
     out.append(f"    {'rest of __exit__':<52} {pct(prof['exit_other'])}")
     return out
 
