@@ -10,7 +10,6 @@ import weakref
 import pytest
 
 import cyclescope
-from cyclescope._gcstate import interpreter_frozen_baseline
 from cyclescope.capturing import CaptureWarning
 
 
@@ -32,21 +31,7 @@ def pair_count(report: cyclescope.Report) -> int:
     return sum(g.count for g in report.groups if g.subject.endswith("Pair"))
 
 
-def gc_state() -> tuple:
-    # Objects the interpreter froze by itself at startup (CPython 3.12) may be
-    # thawed by a freeze capture: no host froze them.
-    frozen = gc.get_freeze_count()
-    if frozen == interpreter_frozen_baseline():
-        frozen = 0
-    return (gc.isenabled(), gc.get_debug(), gc.get_threshold(), list(gc.callbacks), list(gc.garbage), frozen)
-
-
-@pytest.fixture(autouse=True)
-def clean_gc():
-    gc.collect()
-    before = gc_state()
-    yield
-    assert gc_state() == before, "the test (or cyclescope) left gc state changed"
+pytestmark = pytest.mark.usefixtures("gc_state_kept")
 
 
 def test_captures_cycles_created_in_the_block() -> None:

@@ -17,7 +17,6 @@ import pytest
 
 import cyclescope
 from cyclescope import capturing, graph
-from cyclescope._gcstate import interpreter_frozen_baseline
 
 try:
     from cyclescope import _core
@@ -55,19 +54,7 @@ class Finalized:
         self.log.append(self.other is not None)
 
 
-def gc_state() -> tuple:
-    frozen = gc.get_freeze_count()
-    if frozen == interpreter_frozen_baseline():
-        frozen = 0
-    return (gc.isenabled(), gc.get_debug(), gc.get_threshold(), list(gc.callbacks), list(gc.garbage), frozen)
-
-
-@pytest.fixture(autouse=True)
-def clean_gc():
-    gc.collect()
-    before = gc_state()
-    yield
-    assert gc_state() == before, "the test (or cyclescope) left gc state changed"
+pytestmark = pytest.mark.usefixtures("gc_state_kept")
 
 
 @pytest.fixture(params=["c", "py"])
