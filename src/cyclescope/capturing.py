@@ -37,10 +37,13 @@ import gc
 import sys
 import threading
 import warnings
-from typing import Any, Callable, Iterable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
 
 from cyclescope._gcstate import GcState, interpreter_frozen_baseline
 from cyclescope.graph import move_tail, release_garbage
+
+if TYPE_CHECKING:
+    from cyclescope.report.model import Report
 
 __all__ = ["Capture", "capture", "cycles_created_by", "DEFAULT_MAX_OBJECTS", "CaptureWarning"]
 
@@ -377,7 +380,7 @@ class Capture:
         for message in notes + errors:
             warnings.warn(f"cyclescope: {message}", CaptureWarning, stacklevel=3)
 
-    def report(self) -> Any:
+    def report(self) -> "Report":
         """The report of what was captured (after the ``with`` block has ended)."""
         if self._report is None:
             raise RuntimeError("the capture is still running: call report() after the with block")
@@ -388,7 +391,7 @@ class Capture:
 capture = Capture
 
 
-def cycles_created_by(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Any:
+def cycles_created_by(fn: Callable[..., T], *args: Any, **kwargs: Any) -> "Report":
     """Run ``fn(*args, **kwargs)`` under :func:`capture` and return the report.
 
     When ``fn`` returns a coroutine it is run to completion with ``asyncio.run``.
