@@ -22,7 +22,7 @@ import sys
 import types
 import weakref
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from cyclescope._safe import instance_dict, type_mro, type_namespace
 from cyclescope.describe import format_key
@@ -241,16 +241,20 @@ _FUNCTION_FIELDS = (
 )
 
 
-@_handles(types.FunctionType)
-def _function_labels(src: object, dst: object, prev: object) -> Iterator[Label]:
-    for name in _FUNCTION_FIELDS:
-        descriptor = types.FunctionType.__dict__.get(name)
-        if descriptor is None:
-            continue
+def _field_values(src: object, named: Iterable[tuple[str, Any]]) -> Iterator[tuple[str, object]]:
+    """``(name, value)`` read through each C descriptor; fields that raise are skipped."""
+    for name, descriptor in named:
         try:
-            value = descriptor.__get__(src)
+            yield name, descriptor.__get__(src)
         except Exception:
             continue
+
+
+@_handles(types.FunctionType)
+def _function_labels(src: object, dst: object, prev: object) -> Iterator[Label]:
+    fields = types.FunctionType.__dict__
+    named = ((name, fields[name]) for name in _FUNCTION_FIELDS if name in fields)
+    for name, value in _field_values(src, named):
         if value is dst:
             yield Label.same(f".{name}", "function")
             return
@@ -332,11 +336,7 @@ def _asyncio_labels(src: object, dst: object, prev: object) -> Iterator[Label]:
             found = namespace.get(name)
             if isinstance(found, (types.GetSetDescriptorType, types.MemberDescriptorType)):
                 descriptors[name] = found
-    for name, descriptor in descriptors.items():
-        try:
-            value = descriptor.__get__(src)
-        except Exception:
-            continue
+    for name, value in _field_values(src, descriptors.items()):
         if value is dst:
             yield Label.same(f".{name}", "internal")
             return
