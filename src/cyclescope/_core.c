@@ -744,6 +744,27 @@ safe_sizeof(core_state *st, PyObject *obj, int64_t *out)
     return 0;
 }
 
+/* The size every instance of tp has, when safe_sizeof would only ever return
+   tp_basicsize plus a header that depends on the type alone: __sizeof__ is
+   object.__sizeof__ (basicsize + itemsize * |ob_size|) with no item part, and
+   no tp_is_gc (only type objects have one; their header depends on the object).
+   Returns -1 when each object must be asked. */
+static int64_t
+fixed_instance_size(core_state *st, PyTypeObject *tp)
+{
+    PyObject *object_sizeof = _PyType_Lookup(&PyBaseObject_Type, st->str_sizeof);
+    if (object_sizeof == NULL || tp->tp_itemsize != 0 || tp->tp_is_gc != NULL
+        || _PyType_Lookup(tp, st->str_sizeof) != object_sizeof) {
+        PyErr_Clear();
+        return -1;
+    }
+#if PY_VERSION_HEX >= 0x030B0000
+    return (int64_t)(tp->tp_basicsize + preheader_size(tp));
+#else
+    return (int64_t)tp->tp_basicsize + (PyType_IS_GC(tp) ? GC_HEAD_SIZE : 0);
+#endif
+}
+
 /* ------------------------------------------------------------------------- */
 /* build_graph                                                               */
 /* ------------------------------------------------------------------------- */
@@ -885,16 +906,18 @@ core_build_graph(PyObject *module, PyObject *arg)
                      Py_TYPE(arg)->tp_name);
         return NULL;
     }
-    /* Work on a private snapshot: a C __sizeof__ may in principle run code that
-       mutates the caller's list, and the snapshot's references keep every node
-       (and so every address in the index) alive. */
-    PyObject *objects = PyList_Check(arg) ? PyList_AsTuple(arg)
-                                          : PyTuple_GetSlice(arg, 0, PyTuple_GET_SIZE(arg));
-    if (objects == NULL) {
-        return NULL;
-    }
-    Py_ssize_t n = PyTuple_GET_SIZE(objects);
-    PyObject **items = ((PyTupleObject *)objects)->ob_item;
+    /* No copy of the list: a copy would incref and decref every object, two
+       passes of cache misses over a heap nothing else is touching.  Only a C
+       __sizeof__ (the generic path of safe_sizeof) can run code that might
+       change the list; after each such call the list must still have the same
+       length and item array, or the build stops with RuntimeError.  An item
+       replaced in place can at worst cost an edge, never a freed object: each
+       object is read from the list when it is used. */
+    PyObject *objects = Py_NewRef(arg);
+    int is_list = PyList_Check(objects);
+    Py_ssize_t n = is_list ? PyList_GET_SIZE(objects) : PyTuple_GET_SIZE(objects);
+    PyObject **items = is_list ? ((PyListObject *)objects)->ob_item
+                               : ((PyTupleObject *)objects)->ob_item;
 
     PyObject *result = NULL;
     PyObject *types = NULL;
@@ -902,6 +925,7 @@ core_build_graph(PyObject *module, PyObject *arg)
     ptr_map type_index = {NULL, 0, 0};
     ref_buffer rb = {NULL, 0, CHUNK_REFS, 0};
     i64_vec targets = {NULL, 0, 0};
+    i64_vec fixed_sizes = {NULL, 0, 0}; /* by type id: see fixed_instance_size */
     Py_ssize_t ref_end[CHUNK_SOURCES];
     q_output out_offsets, out_sizes, out_type_ids;
     memset(&out_offsets, 0, sizeof(out_offsets));
@@ -944,6 +968,7 @@ core_build_graph(PyObject *module, PyObject *arg)
     Py_ssize_t chunk_first = 0;
     PyTypeObject *last_type = NULL;
     int64_t last_type_id = -1;
+    int64_t last_fixed_size = -1;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *obj = items[i];
         PyTypeObject *tp = Py_TYPE(obj);
@@ -973,17 +998,33 @@ core_build_graph(PyObject *module, PyObject *arg)
             }
             else {
                 last_type_id = PyList_GET_SIZE(types);
-                if (map_reserve(&type_index) < 0 || PyList_Append(types, (PyObject *)tp) < 0) {
+                if (map_reserve(&type_index) < 0 || PyList_Append(types, (PyObject *)tp) < 0
+                    || vec_reserve(&fixed_sizes, 1) < 0) {
                     goto done;
                 }
                 map_put(&type_index, tp, (int32_t)last_type_id);
+                fixed_sizes.data[fixed_sizes.len++] = fixed_instance_size(st, tp);
             }
             last_type = tp;
+            last_fixed_size = fixed_sizes.data[last_type_id];
         }
         type_ids[i] = last_type_id;
 
-        if (safe_sizeof(st, obj, &sizes[i]) < 0) {
-            goto done;
+        if (last_fixed_size >= 0) {
+            sizes[i] = last_fixed_size;
+        }
+        else {
+            Py_INCREF(obj);
+            int failed = safe_sizeof(st, obj, &sizes[i]) < 0;
+            Py_DECREF(obj);
+            if (failed) {
+                goto done;
+            }
+            if (is_list && (PyList_GET_SIZE(objects) != n
+                            || ((PyListObject *)objects)->ob_item != items)) {
+                PyErr_SetString(PyExc_RuntimeError, "build_graph(): the list changed during the call");
+                goto done;
+            }
         }
 
         if (rb.len >= CHUNK_REFS || i - chunk_first + 1 == CHUNK_SOURCES || i + 1 == n) {
@@ -1017,6 +1058,7 @@ done:
     map_free(&type_index);
     scratch_free((void *)rb.refs);
     scratch_free(targets.data);
+    scratch_free(fixed_sizes.data);
     Py_DECREF(objects);
     return result;
 }

@@ -151,7 +151,9 @@ def _build_graph_py(objects: Sequence[object]) -> Graph:
 def build_graph(objects: Sequence[object]) -> Graph:
     """Build the graph of references among ``objects`` (which must stay alive meanwhile)."""
     if _core is not None:
-        offsets, targets, sizes, type_ids, type_list = _core.build_graph(list(objects))
+        if type(objects) is not list and type(objects) is not tuple:
+            objects = list(objects)
+        offsets, targets, sizes, type_ids, type_list = _core.build_graph(objects)
         return Graph(len(objects), offsets, targets, sizes, type_ids, type_list)
     return _build_graph_py(objects)
 

@@ -1278,3 +1278,78 @@ def test_the_asyncio_module_is_never_traversed() -> None:
         result = build(objects)
         offsets = result.offsets if hasattr(result, "offsets") else result[0]
         assert offsets[1] - offsets[0] == 0, "the _asyncio module must have no edges"
+
+
+class _Plain:
+    pass
+
+
+class _Slotted:
+    __slots__ = ("a", "b")
+
+
+class _BigInt(int):
+    pass
+
+
+class _TupleKind(tuple):
+    pass
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_sizes_match_getsizeof_for_every_common_kind(impl):
+    # The C core takes one size per type where object.__sizeof__ depends on the
+    # type alone; it must agree with sys.getsizeof object by object, including the
+    # types where it must not (variable-size instances, type objects).
+    def f(): return f
+
+    def outer():
+        x = 1
+        def inner(): return x
+        return inner
+
+    plain = _Plain()
+    plain.attr = 1
+    objects = [
+        _Plain(), plain, _Slotted(), ValueError("x"), KeyError(), f, outer(), outer().__closure__[0],
+        plain.__init__, _Plain.__init__, _BigInt(5), _BigInt(10**100), _TupleKind(()),
+        _TupleKind(range(50)), _Plain, _Slotted, int, object(), range(3), property(),
+        memoryview(b"abc"), slice(1, 2), iter([]),
+    ]
+    offsets, targets, sizes, type_ids, types = build(impl, objects)
+    assert list(sizes) == [sys.getsizeof(o) for o in objects]
+
+
+@needs_core
+def test_c_build_stops_when_a_sizeof_changes_the_list():
+    # object.__str__ as __sizeof__ is C code that calls the Python __repr__: the one
+    # way code can run inside the build. It empties the list the build reads.
+    objects: list = []
+
+    class Meddler:
+        __sizeof__ = object.__str__
+
+        def __repr__(self) -> str:
+            objects.clear()
+            return "meddled"
+
+    objects.extend([Meddler(), [1], [2]])
+    with pytest.raises(RuntimeError, match="list changed"):
+        _core.build_graph(objects)
+    assert objects == []
+
+
+@needs_core
+def test_c_build_survives_items_replaced_during_a_sizeof():
+    objects: list = []
+
+    class Replacer:
+        __sizeof__ = object.__str__
+
+        def __repr__(self) -> str:
+            objects[:] = [[n] for n in range(len(objects))]  # same length, new objects
+            return "replaced"
+
+    objects.extend([[0], Replacer(), [2]])
+    offsets, targets, sizes, type_ids, types = _core.build_graph(objects)
+    assert len(sizes) == 3 and len(offsets) == 4  # finished without touching a freed object
