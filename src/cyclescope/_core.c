@@ -894,7 +894,8 @@ resolve_chunk(ptr_map *index, const ref_buffer *rb, const Py_ssize_t *ref_end,
 
 PyDoc_STRVAR(build_graph_doc,
 "build_graph(objects, /)\n--\n\n"
-"Graph of references among objects: (offsets, targets, sizes, type_ids, types).\n"
+"Graph of references among objects:\n"
+"(offsets, targets, sizes, type_ids, types, total_size).\n"
 "Same result as graph._build_graph_py.");
 
 static PyObject *
@@ -969,6 +970,7 @@ core_build_graph(PyObject *module, PyObject *arg)
     PyTypeObject *last_type = NULL;
     int64_t last_type_id = -1;
     int64_t last_fixed_size = -1;
+    int64_t total_size = 0; /* sizes are below 2**63 each; the sum saturates */
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *obj = items[i];
         PyTypeObject *tp = Py_TYPE(obj);
@@ -1026,6 +1028,7 @@ core_build_graph(PyObject *module, PyObject *arg)
                 goto done;
             }
         }
+        total_size = sizes[i] > INT64_MAX - total_size ? INT64_MAX : total_size + sizes[i];
 
         if (rb.len >= CHUNK_REFS || i - chunk_first + 1 == CHUNK_SOURCES || i + 1 == n) {
             if (resolve_chunk(&index, &rb, ref_end, chunk_first, i - chunk_first + 1, offsets,
@@ -1042,10 +1045,14 @@ core_build_graph(PyObject *module, PyObject *arg)
         PyObject *a_offsets = q_output_finish(&out_offsets, 1);
         PyObject *a_sizes = q_output_finish(&out_sizes, 1);
         PyObject *a_type_ids = q_output_finish(&out_type_ids, 1);
-        result = PyTuple_Pack(5, a_offsets, a_targets, a_sizes, a_type_ids, types);
-        Py_DECREF(a_offsets);
-        Py_DECREF(a_sizes);
-        Py_DECREF(a_type_ids);
+        PyObject *total = PyLong_FromLongLong(total_size);
+        if (total != NULL && a_offsets != NULL && a_sizes != NULL && a_type_ids != NULL) {
+            result = PyTuple_Pack(6, a_offsets, a_targets, a_sizes, a_type_ids, types, total);
+        }
+        Py_XDECREF(total);
+        Py_XDECREF(a_offsets);
+        Py_XDECREF(a_sizes);
+        Py_XDECREF(a_type_ids);
         Py_DECREF(a_targets);
     }
 

@@ -13,8 +13,8 @@ from typing_extensions import Buffer  # collections.abc.Buffer from 3.12 on
 
 def build_graph(
     objects: list[object] | tuple[object, ...], /
-) -> tuple[array[int], array[int], array[int], array[int], list[type]]:
-    """``(offsets, targets, sizes, type_ids, types)``, as ``graph._build_graph_py``."""
+) -> tuple[array[int], array[int], array[int], array[int], list[type], int]:
+    """``(offsets, targets, sizes, type_ids, types, total_size)``, as ``graph._build_graph_py``."""
 
 def scc(n: int, offsets: Buffer, targets: Buffer, /) -> tuple[array[int], int, bytearray]:
     """``(comp, ncomp, cyclic)``, as ``graph._scc_py``."""

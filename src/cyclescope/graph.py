@@ -57,6 +57,7 @@ class Graph:
     sizes: array  # length n, bytes
     type_ids: array  # length n, index into ``types``
     types: list  # distinct types, in order of first appearance
+    total_size: int = 0  # sum of sizes
 
     def successors(self, node: int) -> array:
         """The nodes that ``node`` refers to, in traverse order."""
@@ -145,7 +146,7 @@ def _build_graph_py(objects: Sequence[object]) -> Graph:
             type_list.append(tp)
         type_ids.append(ti)
         sizes.append(safe_sizeof(obj))
-    return Graph(len(objects), offsets, targets, sizes, type_ids, type_list)
+    return Graph(len(objects), offsets, targets, sizes, type_ids, type_list, sum(sizes))
 
 
 def build_graph(objects: Sequence[object]) -> Graph:
@@ -153,8 +154,7 @@ def build_graph(objects: Sequence[object]) -> Graph:
     if _core is not None:
         if type(objects) is not list and type(objects) is not tuple:
             objects = list(objects)
-        offsets, targets, sizes, type_ids, type_list = _core.build_graph(objects)
-        return Graph(len(objects), offsets, targets, sizes, type_ids, type_list)
+        return Graph(len(objects), *_core.build_graph(objects))
     return _build_graph_py(objects)
 
 

@@ -41,7 +41,9 @@ def build(impl: str, objects: list) -> tuple:
     if impl == "py":
         g = graph._build_graph_py(objects)
         return g.offsets, g.targets, g.sizes, g.type_ids, g.types
-    return _core.build_graph(objects)
+    offsets, targets, sizes, type_ids, types, total_size = _core.build_graph(objects)
+    assert total_size == sum(sizes)
+    return offsets, targets, sizes, type_ids, types
 
 
 def scc(impl: str, n, offsets, targets):
@@ -682,7 +684,7 @@ def test_safe_sizeof_matches_core_on_many_builtins():
         sys, types_module, sys._getframe, array("q", [1, 2]), Ellipsis, NotImplemented,
         type(None), Plain, Slotted, Plain(), Slotted(), gc.get_referents, iter([1]),
     ]
-    _, _, sizes, _, _ = _core.build_graph(objects)
+    _, _, sizes, _, _, _ = _core.build_graph(objects)
     assert list(sizes) == [graph.safe_sizeof(o) for o in objects]
 
 
@@ -1351,5 +1353,5 @@ def test_c_build_survives_items_replaced_during_a_sizeof():
             return "replaced"
 
     objects.extend([[0], Replacer(), [2]])
-    offsets, targets, sizes, type_ids, types = _core.build_graph(objects)
+    offsets, targets, sizes, type_ids, types, _ = _core.build_graph(objects)
     assert len(sizes) == 3 and len(offsets) == 4  # finished without touching a freed object

@@ -293,10 +293,10 @@ def analyse(objects: Sequence[Any], options: AnalysisOptions = AnalysisOptions()
                 noise=is_noise(steps),
             )
         )
-    cyclic_components = sum(cyclic)
+    cyclic_components = cyclic.count(1)
     totals = Totals(
         captured_objects=n,
-        captured_bytes=sum(graph.sizes),
+        captured_bytes=graph.total_size,
         cyclic_components=cyclic_components,
         filtered_out_components=cyclic_components - sum(count),
     )
