@@ -13,7 +13,8 @@ import platform
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
-__all__ = ["SCHEMA", "Step", "Group", "Totals", "Report", "build_report", "ReportFormatError"]
+__all__ = ["SCHEMA", "Step", "FixLocation", "Owner", "KnownIssue", "Group", "Totals", "Report", "build_report",
+           "ReportFormatError"]
 
 SCHEMA = "cyclescope.report/1"
 
@@ -42,8 +43,50 @@ class Step:
 
 
 @dataclass
+class FixLocation:
+    """A source line to change to break the cycle, and why it is named."""
+
+    location: str  # file:line
+    text: str  # the line, stripped
+    role: str  # e.g. "assigns ._exception", "raise site", "frame line"
+    function: str | None = None  # qualified name of the function holding the line
+    owner: str | None = None  # who ships the file, e.g. "aiohttp 3.11.13, aiohttp/client_proto.py"
+
+
+@dataclass
+class Owner:
+    """Who ships the type of a step: a distribution, the standard library, or the user's code."""
+
+    type: str
+    kind: str  # "distribution", "stdlib", "builtin", "local" or "unknown"
+    name: str | None = None  # distribution name ("aiohttp"), "Python" for the stdlib
+    version: str | None = None
+    path: str | None = None  # module file relative to its distribution or project
+
+
+@dataclass
+class KnownIssue:
+    """A known upstream bug whose cycle shape this group has, judged on the installed version."""
+
+    id: str
+    summary: str
+    distribution: str
+    installed_version: str | None
+    affected: bool | None  # None: not installed or version unreadable
+    fixed_in: str | None
+    upgrade_to: str | None
+    references: list[str]
+    advice: str
+
+
+@dataclass
 class Group:
-    """All occurrences of one cycle shape (same signature)."""
+    """All occurrences of one cycle shape (same signature).
+
+    The fix fields are filled by the pattern classifier: ``pattern`` is a stable
+    name (``"stored-exception"``, ... or ``"unknown"``), ``break_step`` the index
+    of the step whose outgoing edge is the one to break.
+    """
 
     count: int
     objects: int
@@ -54,6 +97,13 @@ class Group:
     component_objects: int = 0
     types: dict[str, int] = field(default_factory=dict)
     noise: bool = False
+    pattern: str | None = None
+    explanation: str | None = None
+    fix: str | None = None
+    break_step: int | None = None
+    fix_locations: list[FixLocation] = field(default_factory=list)
+    owners: list[Owner] = field(default_factory=list)
+    known_issue: KnownIssue | None = None
 
     @property
     def subject(self) -> str:
@@ -102,9 +152,7 @@ class Report:
             found = data.get("schema") if isinstance(data, dict) else type(data).__name__
             raise ReportFormatError(f"not a {SCHEMA} report (schema: {found!r})")
         try:
-            groups = [
-                Group(**{**g, "cycle": [Step(**s) for s in g["cycle"]]}) for g in data["groups"]
-            ]
+            groups = [_group_from_dict(g) for g in data["groups"]]
             totals = Totals(**data.get("totals", {}))
             rest = {k: data[k] for k in ("strategy", "python", "warnings", "errors") if k in data}
         except (KeyError, TypeError) as exc:
@@ -117,13 +165,33 @@ class Report:
         return render_text(self)
 
 
+def _group_from_dict(data: dict[str, Any]) -> Group:
+    known = data.get("known_issue")
+    return Group(**{
+        **data,
+        "cycle": [Step(**s) for s in data["cycle"]],
+        "fix_locations": [FixLocation(**f) for f in data.get("fix_locations", [])],
+        "owners": [Owner(**o) for o in data.get("owners", [])],
+        "known_issue": KnownIssue(**known) if known is not None else None,
+    })
+
+
+def _copy_group(group: Group) -> Group:
+    copy = Group(**{**vars(group)})
+    copy.cycle = list(group.cycle)
+    copy.types = dict(group.types)
+    copy.fix_locations = list(group.fix_locations)
+    copy.owners = list(group.owners)
+    return copy
+
+
 def merge_groups(groups: Iterable[Group]) -> list[Group]:
     """Merge groups with equal signatures (adding counts and totals) and sort them."""
     merged: dict[str, Group] = {}
     for group in groups:
         seen = merged.get(group.signature)
         if seen is None:
-            merged[group.signature] = Group(**{**asdict(group), "cycle": list(group.cycle)})
+            merged[group.signature] = _copy_group(group)
             continue
         seen.count += group.count
         seen.objects += group.objects
