@@ -346,6 +346,11 @@ def _asyncio_labels(src: object, dst: object, prev: object) -> Iterator[Label]:
                 if type(entry) is tuple and any(part is dst for part in entry):
                     yield Label(f"._callbacks[{i}]", "._callbacks[i]", "internal")
                     return
+    if type(dst) is types.TracebackType:
+        # The C future keeps the traceback of its exception apart (fut_exception_tb,
+        # no Python name) until exception() or result() hands it back; no other
+        # field of it holds a traceback.
+        yield Label.same("._exception_tb", "internal")
 
 
 def _register_asyncio() -> None:

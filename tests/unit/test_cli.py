@@ -328,7 +328,13 @@ def test_known_cycle_is_reported_with_its_exact_steps(cli: Cli, tmp_path: Path) 
     n = 2 * PER_INSTANCE
     assert block[1].startswith(f"  {n} objects on the cycle; {3 * n} objects / ")  # 3 occurrences
     assert step_lines(block) == [("Node", ".other", "Node"), ("Node", ".other", "Node (back to the start)")]
-    assert block[2:] == ["  Node  .other  -> Node", "  Node  .other  -> Node (back to the start)"]
+    assert block[2:4] == ["  Node  .other  -> Node", "  Node  .other  -> Node (back to the start)"]
+    # Then the advice: the pattern, the edge to break with its owner, the fix. The only
+    # assignment of .other in Node sets None (it makes no edge), so no line to change.
+    assert block[4].startswith("  pattern  back-reference: objects refer to each other (Node)")
+    assert "  break    Node .other (your code, pairs.py)" in block
+    assert any(line.startswith("  fix      make Node.other a weak reference") for line in block)
+    assert not any(line.startswith("  change") for line in block)
     assert lines[-1].startswith(f"captured {6 * PER_INSTANCE} objects (") and "strategy exact" in lines[-1]
 
 
@@ -343,6 +349,10 @@ def test_known_cycle_in_the_json_report(cli: Cli, tmp_path: Path) -> None:
     assert [s["module"] for s in group["cycle"]] == ["__main__", "__main__"]
     assert (group["count"], group["objects"], group["cycle_objects"]) == (3, 6 * PER_INSTANCE, 2 * PER_INSTANCE)
     assert "__main__.Node .other" in group["signature"]
+    assert group["pattern"] == "back-reference" and group["break_step"] in (0, 1)
+    assert group["owners"] == [{"type": "__main__.Node", "kind": "local", "name": "__main__", "version": None,
+                                "path": "pairs.py"}]
+    assert group["fix_locations"] == [] and group["known_issue"] is None
     assert group["types"]["__main__.Node"] == 2 and group["noise"] is False
     assert report["totals"]["captured_objects"] == 6 * PER_INSTANCE
     assert report["totals"]["cyclic_components"] == 3

@@ -29,6 +29,7 @@ from typing import Any, Sequence
 
 from cyclescope._safe import module_namespace
 from cyclescope.describe import code_site, short_type_name, type_module, type_name
+from cyclescope.explain.fixes import advise
 from cyclescope.explain.noise import is_noise
 from cyclescope.graph import (
     attribute_acyclic,
@@ -56,6 +57,7 @@ class AnalysisOptions:
 
     types: tuple[str, ...] = ()
     include_noise: bool = False
+    advise: bool = True  # classify each group and find its fix (explain.fixes)
 
 
 @dataclass
@@ -185,12 +187,13 @@ def _module_name(module: types.ModuleType) -> str:
     return name if isinstance(name, str) else "?"
 
 
-def _labelled_cycle(objects: Sequence[object]) -> tuple[list[Step], list[str]]:
-    """Steps and their folded signature tokens for a cycle of objects."""
+def _labelled_cycle(objects: Sequence[object]) -> tuple[list[Step], list[str], list[object]]:
+    """Steps, their folded signature tokens, and the object of each step, for a cycle of objects."""
     k = len(objects)
     labels = [label_edge(objects[i], objects[(i + 1) % k], objects[i - 1]) for i in range(k)]
     steps: list[Step] = []
     tokens: list[str] = []
+    step_objects: list[object] = []
     i = 0
     while i < k:
         obj, label = objects[i], labels[i]
@@ -203,9 +206,10 @@ def _labelled_cycle(objects: Sequence[object]) -> tuple[list[Step], list[str]]:
         if isinstance(obj, types.FrameType) and isinstance(before, types.TracebackType) and before_label.shown == ".tb_frame":
             _at_traceback_line(step, before)
         steps.append(step)
+        step_objects.append(obj)
         tokens.append(_signature_token(obj, step, label))
         i += 1
-    return steps, _fold_repeats(tokens)
+    return steps, _fold_repeats(tokens), step_objects
 
 
 def _signature_token(obj: object, step: Step, label: Label) -> str:
@@ -278,10 +282,8 @@ def analyse(objects: Sequence[Any], options: AnalysisOptions = AnalysisOptions()
     groups: list[Group] = []
     for shape, c in enumerate(first_of_shape):
         cycle = [objects[v] for v in cycle_nodes[starts[c] : starts[c + 1]]]
-        steps, tokens = _labelled_cycle(cycle)
-        del cycle
-        groups.append(
-            Group(
+        steps, tokens, step_objects = _labelled_cycle(cycle)
+        group = Group(
                 count=count[shape],
                 objects=shape_objects[shape],
                 bytes=shape_bytes[shape],
@@ -292,7 +294,10 @@ def analyse(objects: Sequence[Any], options: AnalysisOptions = AnalysisOptions()
                 types=_common_types(graph, members[member_starts[c] : member_starts[c + 1]]),
                 noise=is_noise(steps),
             )
-        )
+        if options.advise and (options.include_noise or not group.noise):
+            advise(group, step_objects)
+        del cycle, step_objects
+        groups.append(group)
     cyclic_components = cyclic.count(1)
     totals = Totals(
         captured_objects=n,

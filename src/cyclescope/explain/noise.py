@@ -3,7 +3,7 @@
 The rule, applied to the representative cycle of a group:
 
 * a cycle with any step owned by cyclescope's own machinery (its frames,
-  functions or objects; the bundled demo excepted) is noise: the tool must never
+  functions or objects; the bundled demo and contrib fixes excepted) is noise: the tool must never
   report itself;
 * a cycle whose owned steps all belong to the standard library (the import
   system, ``typing``, ``asyncio``'s transports, ...) is noise: the user cannot
@@ -33,6 +33,10 @@ _STDLIB = os.path.dirname(os.__file__)
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+#: cyclescope code that runs as part of the user's program: its cycles are theirs to see.
+_USER_FACING = ("cyclescope.demo", "cyclescope.contrib")
+
+
 def module_of_file(filename: str) -> str | None:
     """The dotted module a code file belongs to, for the stdlib, frozen modules and cyclescope."""
     if filename.startswith("<frozen "):
@@ -53,13 +57,14 @@ def _owner(step: Step) -> str | None:
     if step.site:
         filename = step.site.rsplit(":", 1)[0]
         owner = module_of_file(filename)
-        if owner is not None:
-            return owner
+        # Code in no stdlib or cyclescope file is someone's own: never noise, even
+        # when the step's type (frame, traceback) is a built-in.
+        return owner if owner is not None else f"file {filename}"
     return step.module
 
 
 def _is_own(module: str) -> bool:
-    return (module == "cyclescope" or module.startswith("cyclescope.")) and not module.startswith("cyclescope.demo")
+    return (module == "cyclescope" or module.startswith("cyclescope.")) and not module.startswith(_USER_FACING)
 
 
 def is_noise(steps: Sequence[Step]) -> bool:

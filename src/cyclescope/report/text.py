@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from cyclescope.describe import short_path
 from cyclescope.report.model import Group, Report, Step
 
@@ -11,6 +13,7 @@ _WIDTH = 80
 _TYPE_COLUMN = 23
 _EDGE_COLUMN = 24
 _MIN_INDENT = 6
+_ADVICE_INDENT = 11  # "  pattern  "
 
 
 def format_bytes(n: int) -> str:
@@ -123,6 +126,51 @@ def _group_lines(group: Group, style: _Style) -> list[str]:
     return lines
 
 
+def _advice_block(label: str, text: str, style: _Style) -> list[str]:
+    """``label`` in a column of its own, ``text`` wrapped beside it to 80 columns."""
+    first = f"  {label:<{_ADVICE_INDENT - 4}}  "
+    wrapped = textwrap.wrap(text, _WIDTH - _ADVICE_INDENT, break_long_words=False, break_on_hyphens=False) or [""]
+    return [style.bold(first.rstrip()) + first[len(first.rstrip()):] + wrapped[0]] + \
+        [" " * _ADVICE_INDENT + line for line in wrapped[1:]]
+
+
+def _location_text(location: str) -> str:
+    path, _, line = location.rpartition(":")
+    return f"{short_path(path)}:{line}"
+
+
+def _advice_lines(group: Group, style: _Style) -> list[str]:
+    """Pattern, edge to break, fix, lines to change and known issue, when the group has them."""
+    if group.pattern is None:
+        return []
+    lines = _advice_block("pattern", f"{group.pattern}: {group.explanation}", style)
+    if group.break_step is not None and 0 <= group.break_step < len(group.cycle):
+        step = group.cycle[group.break_step]
+        owner = next((o for o in group.owners if o.type == step.type), None)
+        whose = ""
+        if owner is not None and owner.kind == "distribution":
+            whose = f" (belongs to {owner.name} {owner.version}" + (f", {owner.path})" if owner.path else ")")
+        elif owner is not None and owner.kind == "local":
+            whose = f" (your code{', ' + owner.path if owner.path else ''})"
+        elif owner is not None and owner.kind == "stdlib":
+            whose = " (standard library)"
+        lines += _advice_block("break", f"{_bare(step.type, step.module)} {step.edge}{whose}", style)
+    if group.fix:
+        lines += _advice_block("fix", group.fix, style)
+    for i, place in enumerate(group.fix_locations):
+        where = f"{_location_text(place.location)} {place.role}"
+        text = f"`{place.text}`" if place.text else ""
+        body = f"{where}: {text}" if text else where
+        if place.function:
+            body += f" (in {place.function})"
+        lines += _advice_block("change" if i == 0 else "", body, style)
+    if group.known_issue is not None:
+        lines += _advice_block("known", group.known_issue.advice.removeprefix("known: "), style)
+        for ref in group.known_issue.references[:2]:
+            lines.append(" " * _ADVICE_INDENT + ref)
+    return lines
+
+
 def render_text(report: Report, *, color: bool = False, limit: int | None = None) -> str:
     """The report as terminal text; ``limit`` caps the number of groups shown."""
     style = _Style(color)
@@ -141,6 +189,7 @@ def render_text(report: Report, *, color: bool = False, limit: int | None = None
     for group in groups:
         out.append("")
         out.extend(_group_lines(group, style))
+        out.extend(_advice_lines(group, style))
     if limit is not None and len(report.groups) > limit:
         out.append("")
         out.append(f"... {len(report.groups) - limit} more group(s) not shown (--limit)")
