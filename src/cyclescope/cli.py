@@ -19,6 +19,7 @@ __all__ = ["main", "build_parser"]
 
 _COMMANDS = {
     "run": "run a program and report the reference cycles it creates",
+    "explain": "show a saved JSON report again, with the pattern and fix of each cycle",
     "demo": "show a reproduction of the aiohttp #10535 leak pattern, then its fix",
 }
 

@@ -35,7 +35,7 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
         "shell wildcards; repeatable), each shown by its shortest cycle through that type",
     )
     parser.add_argument("--include-noise", action="store_true", help="also show cycles the interpreter itself makes")
-    parser.add_argument("--limit", type=_positive_int, metavar="N", help="show at most N groups in the text report")
+    parser.add_argument("--limit", type=positive_int, metavar="N", help="show at most N groups in the text report")
     parser.add_argument(
         "--freeze",
         action="store_true",
@@ -74,7 +74,8 @@ def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv, []
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
     try:
         value = int(text)
     except ValueError:
@@ -94,7 +95,8 @@ def _program_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def
     return resolve_program(args.target, args.args, is_module=False)
 
 
-def _write_json(report, destination: str) -> None:  # type: ignore[no-untyped-def]
+def write_json(report, destination: str) -> None:  # type: ignore[no-untyped-def]
+    """Write ``report`` as JSON to the file ``destination`` ('-': standard output)."""
     text = report.to_json() + "\n"
     if destination == "-":
         sys.stdout.write(text)
@@ -131,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     sys.stderr.write(render_text(report, color=use_color(sys.stderr), limit=args.limit))
     sys.stderr.flush()
     if args.json:
-        _write_json(report, args.json)
+        write_json(report, args.json)
     if args.fail_on_cycles and (report.groups or report.errors):
         return GATE_FAILED  # an analysis that failed cannot vouch for a clean run
     return status
