@@ -346,11 +346,14 @@ def _asyncio_labels(src: object, dst: object, prev: object) -> Iterator[Label]:
                 if type(entry) is tuple and any(part is dst for part in entry):
                     yield Label(f"._callbacks[{i}]", "._callbacks[i]", "internal")
                     return
+    # Two C fields have no Python name. The future keeps the traceback of its
+    # exception apart (fut_exception_tb) until exception() or result() hands it
+    # back, and a cancelled one keeps the CancelledError it raised
+    # (fut_cancelled_exc); no other field holds a traceback or an exception.
     if type(dst) is types.TracebackType:
-        # The C future keeps the traceback of its exception apart (fut_exception_tb,
-        # no Python name) until exception() or result() hands it back; no other
-        # field of it holds a traceback.
         yield Label.same("._exception_tb", "internal")
+    elif BaseException in type_mro(type(dst)):
+        yield Label.same("._cancelled_exc", "internal")
 
 
 def _register_asyncio() -> None:

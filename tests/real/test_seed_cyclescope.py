@@ -108,6 +108,29 @@ def test_leaking_release_without_filter(scenario_report: Runner) -> None:
     check_leak(report)
 
 
+def test_leaking_release_gets_the_fix_the_line_the_owner_and_the_known_issue(scenario_report: Runner) -> None:
+    report, proc = scenario_report(LEAKY, ("--type", "ClientResponse"))
+    for group in report["groups"]:
+        assert group["pattern"] == "stored-exception"
+        broken = group["cycle"][group["break_step"]]
+        assert (broken["type"], broken["edge"]) == ("aiohttp.client_proto.ResponseHandler", "._exception")
+        assert "clear ResponseHandler._exception" in group["fix"]
+        # The line that stores the exception, in the base class's source; and the frame's line.
+        (assign, *_) = [loc for loc in group["fix_locations"] if loc["role"] == "assigns ._exception"]
+        assert re.search(r"/aiohttp/streams\.py:\d+$", assign["location"]), assign
+        assert (assign["text"], assign["function"], assign["owner"]) == (
+            "self._exception = exc", "DataQueue.set_exception", f"aiohttp {LEAKY}, aiohttp/streams.py")
+        assert any(loc["role"] == "frame in the cycle" for loc in group["fix_locations"])
+        handler = next(o for o in group["owners"] if o["type"] == "aiohttp.client_proto.ResponseHandler")
+        assert handler == {"type": "aiohttp.client_proto.ResponseHandler", "kind": "distribution",
+                           "name": "aiohttp", "version": LEAKY, "path": "aiohttp/client_proto.py"}
+        known = group["known_issue"]
+        assert (known["id"], known["affected"], known["installed_version"]) == ("aiohttp#10535", True, LEAKY)
+    assert f"(belongs to aiohttp {LEAKY}, aiohttp/client_proto.py)" in proc.stderr.replace("\n           ", " ")
+    assert f"aiohttp#10535, fixed in 3.11.14; installed {LEAKY}: upgrade to 3.11.15 or later" in \
+        proc.stderr.replace("\n           ", " ")
+
+
 def test_leaking_release_without_filter_finds_the_cycle(scenario_report: Runner) -> None:
     # What holds whichever type the cycle is shown through: the exception kept by the
     # protocol, its traceback and a frame, as many times as the type-filtered run.

@@ -314,3 +314,73 @@ def test_assignment_lines_come_from_the_base_class_source(tmp_path: Path, monkey
     first = group.fix_locations[0]
     assert (first.role, first.text, first.function) == ("assigns .last", "self.last = exc", "Base.remember")
     assert first.location == f"{tmp_path / 'cs_pattern_base.py'}:4"
+
+
+def recursive_closure() -> None:
+    def walk(n: int) -> int:
+        return 0 if n == 0 else walk(n - 1)
+
+    walk(2)
+
+
+def test_recursive_closure() -> None:
+    group = only_group(recursive_closure)
+    assert group.pattern == "recursive-closure"
+    assert "define the function at module level" in (group.fix or "")
+    assert "walk calls itself" in (group.explanation or "")
+
+
+class Outcome:
+    def __init__(self) -> None:
+        self.excinfo = None
+
+
+def kept_exc_info() -> None:
+    outcome = Outcome()
+    try:
+        raise RuntimeError("x")
+    except RuntimeError:
+        outcome.excinfo = sys.exc_info()
+
+
+def test_traceback_kept_in_an_exc_info_triple() -> None:
+    group = only_group(kept_exc_info, subject="Outcome")
+    assert group.pattern == "stored-exception"
+    assert break_edge(group) == ("Outcome", ".excinfo")
+    assert "keeps a traceback" in (group.explanation or "")
+
+
+class Page:
+    def __init__(self) -> None:
+        self.history = (self,)
+
+
+def test_object_in_its_own_container() -> None:
+    group = only_group(Page)
+    assert group.pattern == "self-reference"
+    assert break_edge(group) == ("Page", ".history")
+
+
+async def cancelled_task() -> None:
+    async def wait_forever() -> None:
+        me = asyncio.current_task()  # noqa: F841 - the task's own frame holds the task
+        await asyncio.sleep(3600)
+
+    task = asyncio.ensure_future(wait_forever())
+    await asyncio.sleep(0)
+    task.cancel()
+    await asyncio.sleep(0)  # the task runs its cancellation and ends; nobody awaits it
+    await asyncio.sleep(0)
+    assert task.cancelled()
+
+
+def test_cancelled_task_keeps_its_cancelled_error() -> None:
+    report = cyclescope.cycles_created_by(cancelled_task)
+    tasks = [g for g in report.groups if g.subject.endswith("Task")]
+    assert tasks, [(g.subject, [s.edge for s in g.cycle]) for g in report.groups]
+    assert all(g.pattern == "future-exception" for g in tasks)
+    if sys.version_info >= (3, 11):  # 3.10 keeps only the traceback, as for any exception
+        assert any("await the cancelled task" in (g.fix or "") for g in tasks)
+    edges = {s.edge for g in tasks for s in g.cycle}
+    assert "referent" not in " ".join(edges)
+    assert edges & {"._cancelled_exc", "._exception_tb", "._exception"}

@@ -8,8 +8,8 @@ none gets the pattern ``"unknown"`` and no advice, never a guess.
 Patterns (``Classification.pattern``):
 
 ``stored-exception``
-    an object keeps an exception (``self._error = exc``) whose traceback holds a
-    frame that refers back to the object: aiohttp#10535.
+    an object keeps an exception (``self._error = exc``) or a traceback (an
+    exc_info triple) whose frames refer back to the object: aiohttp#10535.
 ``future-exception``
     the same with an asyncio Future or Task keeping the exception.
 ``exception-in-local``
@@ -21,6 +21,8 @@ Patterns (``Classification.pattern``):
     an instance keeps one of its own bound methods (``self.cb = self.handle``).
 ``closure``
     a function stored on an object closes over (a cell holds) that object.
+``recursive-closure``
+    a nested function that calls itself holds itself through its closure cell.
 ``generator-frame``
     an unfinished generator or coroutine is kept by an object its frame refers to.
 ``class-registry``
@@ -30,7 +32,8 @@ Patterns (``Classification.pattern``):
 ``back-reference``
     parent/child or peer objects that refer to each other.
 ``self-reference``
-    containers that hold themselves (``d["self"] = d``).
+    containers that hold themselves (``d["self"] = d``), or an object that is in
+    its own container (``self._history = (self,)``).
 ``unknown``
     none of the above.
 """
@@ -132,9 +135,20 @@ def _frame_and_way_back(cycle: Sequence[Step]) -> tuple[str, str]:
 
 def _future_exception(cycle: Sequence[Step], holder: int, exc: str) -> Classification:
     frame_text, back = _frame_and_way_back(cycle)
+    future = _short(cycle[holder].type)
+    if exc == "CancelledError":
+        return Classification(
+            "future-exception",
+            f"the cancelled {future} keeps the CancelledError its cancellation raised; the traceback holds "
+            f"{frame_text}{back}. Nobody retrieved the result of the cancelled {future}, which would drop "
+            f"that error.",
+            f"await the cancelled {future.lower()} (or call its result() in a done-callback), or do not keep "
+            f"the {future.lower()} in a local of its own frames (`del` it before the await)",
+            holder,
+        )
     return Classification(
         "future-exception",
-        f"{_short(cycle[holder].type)} keeps the {exc} it was given (and its traceback); the traceback holds "
+        f"{future} keeps the {exc} it was given (and its traceback); the traceback holds "
         f"{frame_text}{back}. A future keeps its exception until it is freed.",
         "do not keep the future in a local of the frame that raised into it: drop it (`del fut` or "
         "`fut = None` in a `finally:`) once the exception is set, or have a callback retrieve it",
@@ -142,10 +156,32 @@ def _future_exception(cycle: Sequence[Step], holder: int, exc: str) -> Classific
     )
 
 
+def _stored_traceback(cycle: Sequence[Step]) -> Classification | None:
+    """A traceback kept directly (an exc_info triple, an ExceptionInfo) by a long-lived object."""
+    for t, step in enumerate(cycle):
+        before = cycle[t - 1]
+        if step.type != "traceback" or before.edge in (".__traceback__", ".tb_next") or before.type == "frame":
+            continue
+        holder = _holder_before(cycle, t - 1)
+        if not _is_instance(cycle[holder]):
+            continue
+        where = _edge_text(cycle, holder)
+        frame_text, back = _frame_and_way_back(cycle)
+        return Classification(
+            "stored-exception",
+            f"{_short(cycle[holder].type)} keeps a traceback (an exception's sys.exc_info()) in {where}; "
+            f"the traceback holds {frame_text}{back}. A traceback keeps its whole call stack alive.",
+            f"clear {where} when done with it, or drop the reference to {_short(cycle[holder].type)} from "
+            f"that frame (`del` the local, or set it to None) once the exception has been examined",
+            holder,
+        )
+    return None
+
+
 def _stored_exception(cycle: Sequence[Step]) -> Classification | None:
     for e, step in enumerate(cycle):
-        if _is_future(step) and step.edge == "._exception_tb":
-            return _future_exception(cycle, e, "exception")
+        if _is_future(step) and step.edge in ("._exception_tb", "._cancelled_exc"):
+            return _future_exception(cycle, e, "CancelledError" if step.edge == "._cancelled_exc" else "exception")
     for e, step in enumerate(cycle):
         if step.edge != ".__traceback__":
             continue
@@ -233,6 +269,17 @@ def _closure(cycle: Sequence[Step]) -> Classification | None:
     for i, step in enumerate(cycle):
         if step.type == "cell" and step.edge == ".cell_contents":
             function = next((s for s in cycle if s.type == "function"), None)
+            if all(s.type in ("function", "cell", "tuple") for s in cycle) and function is not None:
+                fn = function.function or "a nested function"
+                return Classification(
+                    "recursive-closure",
+                    f"the nested function {fn} calls itself, so it closes over its own name: the function "
+                    f"holds a cell that holds the function. Every call of the enclosing function leaves one "
+                    f"for the cyclic GC, with everything the closure holds.",
+                    "define the function at module level (passing what it needs as arguments), or make it "
+                    "iterative; `del` of the name at the end of the enclosing function also breaks it",
+                    i,
+                )
             cell_name = next((s.edge[len("cell '"):].rstrip("'") for s in cycle if s.edge.startswith("cell '")),
                              None)
             name = f"'{cell_name}'" if cell_name else "a variable"
@@ -326,6 +373,15 @@ def _back_reference(cycle: Sequence[Step]) -> Classification | None:
 
 
 def _self_reference(cycle: Sequence[Step]) -> Classification | None:
+    instances = [i for i, s in enumerate(cycle) if _is_instance(s)]
+    if len(instances) == 1 and all(s.type in CONTAINERS for i, s in enumerate(cycle) if i != instances[0]):
+        where = _edge_text(cycle, instances[0])
+        return Classification(
+            "self-reference",
+            f"{where} holds a container that holds the {_short(cycle[instances[0]].type)} itself.",
+            f"leave the object out of its own {where} (or store a weak reference to it there)",
+            instances[0],
+        )
     if all(s.type in CONTAINERS for s in cycle):
         return Classification(
             "self-reference",
@@ -339,6 +395,7 @@ def _self_reference(cycle: Sequence[Step]) -> Classification | None:
 
 _RULES: tuple[Callable[[Sequence[Step]], Classification | None], ...] = (
     _stored_exception,
+    _stored_traceback,
     _exception_in_local,
     _asyncio_callback,
     _bound_method,
@@ -351,7 +408,7 @@ _RULES: tuple[Callable[[Sequence[Step]], Classification | None], ...] = (
 )
 
 PATTERNS = ("stored-exception", "future-exception", "exception-in-local", "asyncio-callback", "bound-method",
-            "closure", "generator-frame", "class-registry", "class-definition", "back-reference",
+            "closure", "recursive-closure", "generator-frame", "class-registry", "class-definition", "back-reference",
             "self-reference", "unknown")
 
 
