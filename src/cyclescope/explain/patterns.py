@@ -376,9 +376,10 @@ def _self_reference(cycle: Sequence[Step]) -> Classification | None:
     instances = [i for i, s in enumerate(cycle) if _is_instance(s)]
     if len(instances) == 1 and all(s.type in CONTAINERS for i, s in enumerate(cycle) if i != instances[0]):
         where = _edge_text(cycle, instances[0])
+        how = "refers to" if len(cycle) == 1 else "holds a container that holds"
         return Classification(
             "self-reference",
-            f"{where} holds a container that holds the {_short(cycle[instances[0]].type)} itself.",
+            f"{where} {how} the {_short(cycle[instances[0]].type)} itself.",
             f"leave the object out of its own {where} (or store a weak reference to it there)",
             instances[0],
         )

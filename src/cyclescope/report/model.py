@@ -104,6 +104,7 @@ class Group:
     fix_locations: list[FixLocation] = field(default_factory=list)
     owners: list[Owner] = field(default_factory=list)
     known_issue: KnownIssue | None = None
+    tests: list[str] = field(default_factory=list)  # pytest node ids that created it (pytest plugin)
 
     @property
     def subject(self) -> str:
@@ -182,6 +183,7 @@ def _copy_group(group: Group) -> Group:
     copy.types = dict(group.types)
     copy.fix_locations = list(group.fix_locations)
     copy.owners = list(group.owners)
+    copy.tests = list(group.tests)
     return copy
 
 
@@ -198,6 +200,7 @@ def merge_groups(groups: Iterable[Group]) -> list[Group]:
         seen.bytes += group.bytes
         for name, n in group.types.items():
             seen.types[name] = seen.types.get(name, 0) + n
+        seen.tests = sorted(set(seen.tests) | set(group.tests))
     return sorted(merged.values(), key=lambda g: (-g.objects, -g.count, g.signature))
 
 

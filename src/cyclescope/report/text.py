@@ -7,7 +7,7 @@ import textwrap
 from cyclescope.describe import short_path
 from cyclescope.report.model import Group, Report, Step
 
-__all__ = ["render_text", "format_bytes"]
+__all__ = ["render_text", "render_group", "format_bytes"]
 
 _WIDTH = 80
 _TYPE_COLUMN = 23
@@ -171,6 +171,12 @@ def _advice_lines(group: Group, style: _Style) -> list[str]:
     return lines
 
 
+def render_group(group: Group, *, color: bool = False) -> list[str]:
+    """One group as text lines: its head, the cycle, and its advice."""
+    style = _Style(color)
+    return _group_lines(group, style) + _advice_lines(group, style)
+
+
 def render_text(report: Report, *, color: bool = False, limit: int | None = None) -> str:
     """The report as terminal text; ``limit`` caps the number of groups shown."""
     style = _Style(color)
@@ -188,8 +194,7 @@ def render_text(report: Report, *, color: bool = False, limit: int | None = None
         )
     for group in groups:
         out.append("")
-        out.extend(_group_lines(group, style))
-        out.extend(_advice_lines(group, style))
+        out.extend(render_group(group, color=color))
     if limit is not None and len(report.groups) > limit:
         out.append("")
         out.append(f"... {len(report.groups) - limit} more group(s) not shown (--limit)")

@@ -1,0 +1,403 @@
+"""pytest plugin: which test creates which reference cycle, and a CI gate that fails on new ones.
+
+Registered through the ``pytest11`` entry point and inactive unless asked for:
+``pytest --cyclescope`` (same as ``--cyclescope=report``: never fails) or
+``--cyclescope=fail`` (a test creating a cycle group that is not in the baseline
+fails, with the explanation in its report), or the ini option ``cyclescope``.
+The markers ``no_cycles`` and ``no_leaks`` are honoured whenever the plugin is
+installed: a test that carries one has asked for the check.
+
+How a test is watched: its whole protocol (setup, call, teardown) runs inside one
+:class:`cyclescope.capture` with the freeze strategy, so the collections it needs
+only look at what the test allocated, not at the suite's heap. What that misses: a
+cycle through an object created before the test (a session fixture's, a module
+global's) is not seen (the collector treats frozen objects as alive). When the
+suite itself froze objects (``gc.freeze()``), the exact strategy runs instead: one
+full collection at each end of every test.
+
+Findings are attached to the test's call report (or its teardown report, when the
+call did not run) before any report of the test is logged, so that a test failing
+the gate shows as FAILED, with a ``cyclescope`` section explaining each new group.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterator
+
+import pytest
+
+from cyclescope.testing.baseline import Baseline, BaselineEntry, BaselineError, load_baseline, save_baseline
+
+if TYPE_CHECKING:
+    from cyclescope.report.model import Group, Report
+    from cyclescope.testing.survivors import PendingTask
+
+__all__ = ["MODES"]
+
+MODES = ("report", "fail")
+_SECTION = "cyclescope"
+_MAX_TESTS_SHOWN = 5
+_MAX_SURVIVORS_EXPLAINED = 3
+
+
+# -- options ------------------------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("cyclescope", "reference cycles created by each test (cyclescope)")
+    group.addoption("--cyclescope", nargs="?", const="report", default=None, choices=MODES, metavar="MODE",
+                    help="capture the reference cycles each test creates: 'report' (default; never fails) "
+                         "or 'fail' (a test creating a cycle group not in the baseline fails)")
+    group.addoption("--cyclescope-baseline", metavar="FILE", default=None,
+                    help="JSON file of known cycle signatures: only groups not in it fail")
+    group.addoption("--cyclescope-update-baseline", action="store_true", default=False,
+                    help="write the signatures this run saw to the baseline file (and fail on none)")
+    group.addoption("--cyclescope-json", metavar="FILE", default=None,
+                    help="write the whole run's findings as a JSON report (cyclescope.report/1)")
+    parser.addini("cyclescope", "cyclescope mode when --cyclescope is not given: report, fail or off",
+                  default="off")
+    parser.addini("cyclescope_baseline", "baseline file (relative to the rootdir)", default="")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "no_cycles(*ignore, warmups=0): this test must create no reference "
+                            "cycle (cycles through a type matching an ignore class or name pattern are allowed)")
+    config.addinivalue_line("markers", "no_leaks(*types, types=(), warmups=0): objects of these types (classes "
+                            "or name patterns) created by this test must be gone after its teardown")
+    mode = config.getoption("cyclescope") or str(config.getini("cyclescope") or "off").strip().lower()
+    if mode not in (*MODES, "off"):
+        raise pytest.UsageError(f"cyclescope: ini option 'cyclescope' must be report, fail or off, not {mode!r}")
+    baseline_path = config.getoption("cyclescope_baseline") or str(config.getini("cyclescope_baseline") or "")
+    if baseline_path and not os.path.isabs(baseline_path):
+        baseline_path = os.path.join(str(config.rootpath), baseline_path)
+    if config.getoption("cyclescope_update_baseline") and not baseline_path:
+        raise pytest.UsageError("cyclescope: --cyclescope-update-baseline needs --cyclescope-baseline FILE")
+    try:
+        baseline = load_baseline(baseline_path) if baseline_path else Baseline()
+    except BaselineError as exc:
+        raise pytest.UsageError(f"cyclescope: {exc}") from None
+    plugin = _Plugin(config, None if mode == "off" else mode, baseline, baseline_path)
+    config.pluginmanager.register(plugin, "cyclescope-session")
+
+
+# -- per-test results ---------------------------------------------------------------------
+
+
+@dataclass
+class _TestOutcome:
+    """What one test left: its cycle groups, pending tasks, and watched objects still alive."""
+
+    groups: list[Group] = field(default_factory=list)
+    pending: list[PendingTask] = field(default_factory=list)
+    survivors: list[str] = field(default_factory=list)  # explained, one line each
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Verdict:
+    failures: list[str] = field(default_factory=list)  # why the test fails, one line each
+    new_groups: list[Group] = field(default_factory=list)
+
+
+class _Plugin:
+    """Session state: mode, baseline, and everything found so far."""
+
+    def __init__(self, config: pytest.Config, mode: str | None, baseline: Baseline, baseline_path: str) -> None:
+        self.config = config
+        self.mode = mode
+        self.baseline = baseline
+        self.baseline_path = baseline_path
+        self.update_baseline = bool(config.getoption("cyclescope_update_baseline"))
+        self.json_path = config.getoption("cyclescope_json")
+        self.groups: dict[str, Group] = {}  # by signature, with .tests
+        self.pending: dict[str, list[str]] = {}  # pending-task signature -> tests
+        self.ran: set[str] = set()
+        self.errors: list[str] = []
+
+    # -- running a test -----------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+        no_cycles = item.get_closest_marker("no_cycles")
+        no_leaks = item.get_closest_marker("no_leaks")
+        if self.mode is None and no_cycles is None and no_leaks is None:
+            return None
+        from _pytest.runner import runtestprotocol
+
+        ihook = item.ihook
+        ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+        warmups = max(_warmups(no_cycles), _warmups(no_leaks))
+        for _ in range(warmups):
+            reports = runtestprotocol(item, nextitem=item, log=False)
+            if any(r.failed for r in reports):  # a failing warm-up is the test's result
+                _log(ihook, reports)
+                ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+                return True
+        outcome, reports = self._watched_run(item, nextitem, no_leaks)
+        self.ran.add(item.nodeid)
+        self._record(item.nodeid, outcome)
+        verdict = self._judge(outcome, no_cycles)
+        _attach(reports, outcome, verdict)
+        _log(ihook, reports)
+        ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+        return True
+
+    def _watched_run(self, item: pytest.Item, nextitem: pytest.Item | None,
+                     no_leaks: pytest.Mark | None) -> tuple[_TestOutcome, list[Any]]:
+        from _pytest.runner import runtestprotocol
+
+        from cyclescope.capturing import capture
+        from cyclescope.testing.survivors import TypeMatcher, pending_tasks, young_objects
+
+        outcome = _TestOutcome()
+        watched = TypeMatcher([*no_leaks.args, *no_leaks.kwargs.get("types", ())]) if no_leaks is not None else None
+        alive: list[object] = []
+        with capture(freeze=True) as cap:
+            reports = runtestprotocol(item, nextitem=nextitem, log=False)
+            if cap.strategy == "freeze":
+                import gc
+
+                gc.collect()  # what the test dropped goes to the store, not into young_objects
+                young = young_objects(exclude=cap.store)
+                outcome.pending = pending_tasks(young)
+                if watched:
+                    alive = [o for o in young if watched.matches_type(type(o))]
+                del young
+            elif watched:
+                outcome.errors.append("no_leaks needs the freeze strategy, and this process froze objects itself")
+        report = cap.report()
+        outcome.groups = list(report.groups)
+        outcome.errors += report.errors
+        if alive:
+            outcome.survivors = _explain_survivors(alive)
+        del alive
+        return outcome, reports
+
+    def _record(self, nodeid: str, outcome: _TestOutcome) -> None:
+        for group in outcome.groups:
+            group.tests = [nodeid]
+            known = self.groups.get(group.signature)
+            if known is None:
+                self.groups[group.signature] = group
+            else:
+                known.count += group.count
+                known.objects += group.objects
+                known.bytes += group.bytes
+                if nodeid not in known.tests:
+                    known.tests.append(nodeid)
+        for task in outcome.pending:
+            tests = self.pending.setdefault(task.signature, [])
+            if nodeid not in tests:
+                tests.append(nodeid)
+        self.errors += [f"{nodeid}: {e}" for e in outcome.errors]
+
+    def _judge(self, outcome: _TestOutcome, no_cycles: pytest.Mark | None) -> _Verdict:
+        verdict = _Verdict()
+        if no_cycles is not None:
+            ignore = _ignore_patterns(no_cycles)
+            offending = [g for g in outcome.groups if not _passes_through(g, ignore)]
+            if offending:
+                verdict.failures.append(f"no_cycles: the test created {_groups_text(offending)}")
+                verdict.new_groups += offending
+        if outcome.survivors:
+            verdict.failures.append(f"no_leaks: {len(outcome.survivors)} watched object(s) outlived the test")
+        if self.mode == "fail" and not self.update_baseline:
+            new = [g for g in outcome.groups if g.signature not in self.baseline and g not in verdict.new_groups]
+            if new:
+                verdict.failures.append(f"cyclescope: the test created {_groups_text(new)} not in the baseline")
+                verdict.new_groups += new
+            tasks = [t for t in outcome.pending if t.signature not in self.baseline]
+            if tasks:
+                verdict.failures.append(f"cyclescope: the test left {len(tasks)} asyncio task(s) pending")
+        return verdict
+
+    # -- the end of the session -------------------------------------------------------
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """pytest-xdist controller: merge what a worker found."""
+        data = getattr(node, "workeroutput", {}).get("cyclescope")
+        if data:
+            self._merge(json.loads(data))
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        workeroutput = getattr(self.config, "workeroutput", None)
+        if workeroutput is not None:  # an xdist worker: the controller reports
+            workeroutput["cyclescope"] = json.dumps(self._state())
+            return
+        if self.update_baseline and self.mode is not None:
+            seen = [BaselineEntry(sig, g.subject, g.pattern, list(g.tests)) for sig, g in self.groups.items()]
+            seen += [BaselineEntry(sig, "asyncio.Task", "pending-task", list(t)) for sig, t in self.pending.items()]
+            save_baseline(self.baseline.updated(seen, self.ran), self.baseline_path)
+        if self.json_path and self.mode is not None:
+            with open(self.json_path, "w", encoding="utf-8") as fh:
+                fh.write(self.run_report().to_json() + "\n")
+
+    def run_report(self) -> Report:
+        """The whole run's findings as one report, each group with the tests that created it."""
+        from cyclescope.report.model import Totals, build_report
+
+        groups = list(self.groups.values())
+        for group in groups:
+            group.tests = sorted(group.tests)
+        warnings = [f"{sig} (left by {len(tests)} test(s): {', '.join(sorted(tests)[:_MAX_TESTS_SHOWN])})"
+                    for sig, tests in sorted(self.pending.items())]
+        return build_report(groups, Totals(), strategy="freeze (per test)", warnings=warnings, errors=self.errors)
+
+    def _state(self) -> dict[str, Any]:
+        return {"report": self.run_report().to_dict(), "pending": self.pending, "ran": sorted(self.ran)}
+
+    def _merge(self, state: dict[str, Any]) -> None:
+        from cyclescope.report.model import Report
+
+        for group in Report.from_dict(state["report"]).groups:
+            for nodeid in group.tests or [""]:
+                self._record(nodeid, _TestOutcome(groups=[_copy_with_tests(group, [])]))
+        for sig, tests in state.get("pending", {}).items():
+            self.pending.setdefault(sig, [])
+            self.pending[sig] += [t for t in tests if t not in self.pending[sig]]
+        self.ran.update(state.get("ran", []))
+        self.errors += state["report"].get("errors", [])
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.mode is None or getattr(self.config, "workeroutput", None) is not None:
+            return
+        for line in self.summary_lines():
+            terminalreporter.write_line(line)
+
+    def summary_lines(self) -> list[str]:
+        """The terminal summary: groups across tests, with the tests that created each."""
+        from cyclescope.report.text import render_group
+
+        groups = self.run_report().groups
+        tests = {t for g in groups for t in g.tests}
+        lines = ["", "=" * 30 + " cyclescope " + "=" * 30]
+        if not groups and not self.pending:
+            lines.append(f"cyclescope: no reference cycles created by the {len(self.ran)} test(s) watched")
+        else:
+            lines.append(f"cyclescope: {len(groups)} cycle group{'s' if len(groups) != 1 else ''} "
+                         f"created by {len(tests)} test{'s' if len(tests) != 1 else ''} "
+                         f"(of {len(self.ran)} watched)")
+        for group in groups:
+            known = " (in the baseline)" if group.signature in self.baseline else ""
+            lines.append("")
+            lines.extend(render_group(group))
+            lines.append(f"  created by {len(group.tests)} test{'s' if len(group.tests) != 1 else ''}{known}:")
+            lines.extend(f"    {nodeid}" for nodeid in group.tests[:_MAX_TESTS_SHOWN])
+            if len(group.tests) > _MAX_TESTS_SHOWN:
+                lines.append(f"    ... and {len(group.tests) - _MAX_TESTS_SHOWN} more")
+        for sig, tests in sorted(self.pending.items()):
+            lines.append("")
+            lines.append(f"{sig}: left by {len(tests)} test(s): {', '.join(sorted(tests)[:_MAX_TESTS_SHOWN])}")
+        for error in self.errors:
+            lines.append(f"error: {error}")
+        if self.update_baseline:
+            lines.append(f"cyclescope: baseline written to {self.baseline_path}")
+        return lines
+
+    # -- the explicit fixture -------------------------------------------------------------
+
+
+@pytest.fixture
+def cyclescope() -> Iterator[Any]:
+    """The cyclescope module, for explicit captures inside a test.
+
+    ``with cyclescope.capture() as cap: ...`` then ``cap.report()``; captures are
+    nested inside the plugin's own per-test capture when that one runs.
+    """
+    import cyclescope as module
+
+    yield module
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _warmups(mark: pytest.Mark | None) -> int:
+    if mark is None:
+        return 0
+    value = mark.kwargs.get("warmups", 0)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise pytest.UsageError(f"cyclescope: warmups must be a whole number >= 0, not {value!r}")
+    return value
+
+
+def _ignore_patterns(mark: pytest.Mark) -> list[object]:
+    return list(mark.args) + list(mark.kwargs.get("ignore", ()))
+
+
+def _passes_through(group: Group, ignore: list[object]) -> bool:
+    """Whether the group's cycle runs through a type matching one of ``ignore``."""
+    import fnmatch
+
+    if not ignore:
+        return False
+    names = {step.type for step in group.cycle} | {step.type.rsplit(".", 1)[-1] for step in group.cycle}
+    names |= set(group.types)
+    for spec in ignore:
+        if isinstance(spec, type):
+            spec = f"{spec.__module__}.{spec.__qualname__}" if spec.__module__ != "builtins" else spec.__qualname__
+        if isinstance(spec, str) and any(fnmatch.fnmatchcase(name, spec) for name in names):
+            return True
+    return False
+
+
+def _groups_text(groups: list[Group]) -> str:
+    total = sum(g.count for g in groups)
+    return (f"{total} reference cycle{'s' if total != 1 else ''} in {len(groups)} "
+            f"group{'s' if len(groups) != 1 else ''}")
+
+
+def _copy_with_tests(group: Group, tests: list[str]) -> Group:
+    from dataclasses import replace
+
+    return replace(group, tests=list(tests))
+
+
+def _explain_survivors(alive: list[object]) -> list[str]:
+    from cyclescope.describe import type_name
+    from cyclescope.testing.survivors import held_by
+
+    lines = []
+    for obj in alive[:_MAX_SURVIVORS_EXPLAINED]:
+        chain = held_by(obj, ignore=[alive])
+        how = " -> ".join(chain) if chain else "(no path to a root found within the search budget)"
+        lines.append(f"{type_name(type(obj))} still alive, held by: {how}")
+    if len(alive) > _MAX_SURVIVORS_EXPLAINED:
+        lines.append(f"... and {len(alive) - _MAX_SURVIVORS_EXPLAINED} more")
+    return lines
+
+
+def _attach(reports: list[Any], outcome: _TestOutcome, verdict: _Verdict) -> None:
+    """Put the findings on the call report (else the teardown's), failing it when the verdict says so."""
+    from cyclescope.report.text import render_group
+
+    target = next((r for r in reports if r.when == "call"), reports[-1])
+    target.user_properties.append(("cyclescope_cycle_groups", str(len(outcome.groups))))
+    for group in verdict.new_groups:
+        target.user_properties.append(("cyclescope_new_cycle", group.signature))
+    for task in outcome.pending:
+        target.user_properties.append(("cyclescope_pending_task", task.signature))
+    if not (outcome.groups or outcome.pending or outcome.survivors or outcome.errors):
+        return
+    lines: list[str] = list(verdict.failures)
+    for group in verdict.new_groups or outcome.groups:
+        lines.append("")
+        lines.extend(render_group(group))
+    for task in outcome.pending:
+        lines.append(f"{task.signature} (suspended at {task.location or '?'})")
+    lines += outcome.survivors
+    lines += [f"error: {e}" for e in outcome.errors]
+    if verdict.failures and target.passed:
+        target.outcome = "failed"
+        target.longrepr = "\n".join(lines)
+    else:
+        target.sections.append((_SECTION, "\n".join(lines)))
+
+
+def _log(ihook: Any, reports: list[Any]) -> None:
+    for report in reports:
+        ihook.pytest_runtest_logreport(report=report)

@@ -1,0 +1,196 @@
+"""What a test left alive: instances of watched types, and asyncio tasks still pending.
+
+Under the freeze strategy everything that existed before the test is frozen, and
+``gc.get_objects()`` lists only the other generations: exactly the tracked
+objects created (or first tracked) since. :func:`young_objects` relies on that;
+callers must run it while the test's capture is active.
+
+:func:`held_by` explains one survivor with the chain of references that keeps it,
+walking referrers up to a module, a frame or a class; it scans the whole heap per
+step, so it only runs when a survivor was found. Nothing here calls user code:
+types are compared by identity or by name, and tasks are asked through asyncio's
+own ``done()`` and ``get_coro()``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import gc
+import sys
+import types
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from cyclescope._safe import module_namespace, type_mro
+from cyclescope.describe import code_site, short_type_name, type_name
+from cyclescope.labels import label_edge
+
+__all__ = ["TypeMatcher", "young_objects", "pending_tasks", "PendingTask", "held_by"]
+
+_MAX_REFERRER_SCANS = 40  # gc.get_referrers calls per explanation: each scans the heap
+
+
+class TypeMatcher:
+    """Matches objects by type: classes (with subclasses) or shell patterns on type names."""
+
+    def __init__(self, specs: Iterable[object]) -> None:
+        specs = list(specs)
+        self.classes = tuple(s for s in specs if isinstance(s, type))
+        self.patterns = tuple(s for s in specs if isinstance(s, str))
+        bad = [s for s in specs if not isinstance(s, (type, str))]
+        if bad:
+            raise TypeError(f"types must be classes or name patterns, not {bad[0]!r}")
+
+    def __bool__(self) -> bool:
+        return bool(self.classes or self.patterns)
+
+    def matches_type(self, tp: type) -> bool:
+        """Whether instances of ``tp`` are watched."""
+        mro = type_mro(tp)
+        if any(klass in mro for klass in self.classes):
+            return True
+        if not self.patterns:
+            return False
+        names = [type_name(klass) for klass in mro] + [short_type_name(klass) for klass in mro]
+        return any(fnmatch.fnmatchcase(name, pattern) for name in names for pattern in self.patterns)
+
+
+def young_objects(exclude: Sequence[object] = ()) -> list[Any]:
+    """Every tracked object outside the frozen generation, less those in ``exclude``."""
+    excluded = {id(o) for o in exclude}
+    return [o for o in gc.get_objects() if id(o) not in excluded]
+
+
+@dataclass(frozen=True)
+class PendingTask:
+    """An asyncio task that was not done when its test ended."""
+
+    coroutine: str  # qualified name of its coroutine
+    location: str  # where it was suspended (file:line), or ""
+
+    @property
+    def signature(self) -> str:
+        """Stable across runs: the coroutine, not where it happened to be."""
+        return f"pending task {self.coroutine}"
+
+
+def _task_base(task: object) -> type | None:
+    asyncio_tasks = sys.modules.get("asyncio.tasks")
+    c_module = sys.modules.get("_asyncio")
+    bases = [getattr(c_module, "Task", None), getattr(asyncio_tasks, "_PyTask", None)]
+    mro = type_mro(type(task))
+    return next((b for b in bases if b is not None and b in mro), None)
+
+
+def pending_tasks(objects: Iterable[object]) -> list[PendingTask]:
+    """The asyncio tasks among ``objects`` that are not done."""
+    found = []
+    for obj in objects:
+        base = _task_base(obj)
+        if base is None:
+            continue
+        try:
+            if base.done(obj):
+                continue
+            coro = base.get_coro(obj)
+        except Exception:
+            continue
+        name = short_type_name(type(coro))
+        location = ""
+        if type(coro) in (types.CoroutineType, types.GeneratorType):
+            name = coro.__qualname__
+            frame = coro.cr_frame if type(coro) is types.CoroutineType else coro.gi_frame
+            site = code_site(frame) if frame is not None else None
+            location = site.location if site is not None else ""
+        found.append(PendingTask(name, location))
+    return found
+
+
+def _is(obj: object, kind: type) -> bool:
+    # Not isinstance(): that would look up a (user-defined) __class__.
+    return issubclass(type(obj), kind)
+
+
+def _modules() -> list[types.ModuleType]:
+    return [m for m in list(sys.modules.values()) if _is(m, types.ModuleType)]
+
+
+def _describe(obj: object) -> str:
+    if _is(obj, types.ModuleType):
+        return f"module {module_namespace(obj).get('__name__', '?')}"  # type: ignore[arg-type]
+    site = code_site(obj)
+    if _is(obj, types.FrameType) and site is not None:
+        return f"frame of {site.function}() at {site.location}"
+    return short_type_name(type(obj))
+
+
+def held_by(obj: object, *, ignore: Sequence[object] = (), max_depth: int = 8) -> list[str]:
+    """The chain of references keeping ``obj`` alive, from the nearest root, as text.
+
+    For example ``["module myapp.cache", ".CACHE", "['https://...']", "ClientResponse"]``:
+    a root's description, then each edge label, then the object's type. A root is a
+    module (through its ``__dict__``), a frame, a class, or an object with no
+    tracked referrer (held from C code). Empty when the walk ran out of budget.
+    """
+    ignored = {id(x) for x in ignore}
+    scans = 0
+    # Breadth-first from obj up its referrers; parents[id] = (referrer, child).
+    frontier = [obj]
+    parents: dict[int, tuple[object, object]] = {}
+    seen = {id(obj)}
+    ignored.add(id(frontier))
+    ignored.add(id(parents))
+    for _depth in range(max_depth):
+        next_frontier: list[object] = []
+        ignored.add(id(next_frontier))
+        for node in frontier:
+            if scans >= _MAX_REFERRER_SCANS:
+                return []
+            scans += 1
+            referrers = gc.get_referrers(node)
+            ignored.add(id(referrers))
+            here = sys._getframe()
+            for ref in referrers:
+                if id(ref) in ignored or id(ref) in seen or ref is here:
+                    continue
+                seen.add(id(ref))
+                parents[id(ref)] = (ref, node)
+                if _is_root(ref):
+                    return _chain(ref, parents, obj)
+                next_frontier.append(ref)
+            del referrers
+        if not next_frontier:
+            return [f"{_describe(frontier[0])} (no tracked referrer: held from C code)"] if frontier else []
+        frontier = next_frontier
+    return []
+
+
+def _is_root(obj: object) -> bool:
+    if _is(obj, types.FrameType) or _is(obj, type):
+        return True
+    return type(obj) is dict and any(module_namespace(m) is obj for m in _modules())
+
+
+def _chain(root: object, parents: dict[int, tuple[object, object]], target: object) -> list[str]:
+    steps = [_root_name(root)]
+    node, prev = root, None
+    while node is not target:
+        _, child = parents[id(node)]
+        label = label_edge(node, child, prev).shown
+        if type(node) is dict and steps[-1].startswith("module ") and label.startswith("['"):
+            label = "." + label[2:-2]  # a module global reads better as an attribute
+        steps.append(label)
+        prev, node = node, child
+    steps.append(short_type_name(type(target)))
+    return steps
+
+
+def _root_name(root: object) -> str:
+    if type(root) is dict:
+        for module in _modules():
+            namespace = module_namespace(module)
+            if namespace is root:
+                return f"module {namespace.get('__name__', '?')}"
+    if _is(root, type):
+        return f"class {type_name(root)}"
+    return _describe(root)
