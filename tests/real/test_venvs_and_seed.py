@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from cyclescope.demo import venvs
-from cyclescope.demo.venvs import COMPLETE_MARKER, VenvError, ensure_venv, run_in_venv
+from cyclescope.demo.venvs import COMPLETE_MARKER, VenvError, cyclescope_env, ensure_venv, run_in_venv
 
 pytestmark = pytest.mark.real
 
@@ -40,7 +40,9 @@ SRC_DIR = Path(venvs.__file__).resolve().parents[2]  # the directory holding cyc
 
 def _baseline(version: str, rounds: int) -> dict[str, Any]:
     py = ensure_venv([f"aiohttp=={version}"])
-    proc = run_in_venv(py, [str(SCENARIO), "--baseline", "--rounds", str(rounds)], timeout=300)
+    # cyclescope on the path for the scenario harness only: the detection is plain gc
+    proc = run_in_venv(py, [str(SCENARIO), "--baseline", "--rounds", str(rounds)], env_extra=cyclescope_env(),
+                       timeout=300)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert len(lines) == 1, proc.stdout
@@ -68,7 +70,7 @@ def test_newest_is_at_least_the_known_one(newest_aiohttp: str, newest_known_aioh
 
 def test_scenario_plain_mode_runs_quietly() -> None:
     py = ensure_venv(["aiohttp==3.11.13"])
-    proc = run_in_venv(py, [str(SCENARIO), "--rounds", "2"], timeout=300)
+    proc = run_in_venv(py, [str(SCENARIO), "--rounds", "2"], env_extra=cyclescope_env(), timeout=300)
     assert (proc.returncode, proc.stdout) == (0, ""), proc.stderr
     assert "Traceback" not in proc.stderr
 

@@ -109,3 +109,13 @@ def test_database_rejects_duplicates_and_other_formats() -> None:
         parse_database(database(ENTRY, ENTRY))
     with pytest.raises(KnownIssueDatabaseError, match="not a cyclescope.known-issues/1 database"):
         parse_database({"format": "x", "issues": []})
+
+
+def test_entry_can_match_a_frame_by_its_function() -> None:
+    (entry,) = parse_database(database({**ENTRY, "match": [
+        {"type": "frame", "edge": "local 'handler'", "function": "RequestHandler.start"}]}))
+    assert entry.matches([Step("frame", "local 'handler'", function="RequestHandler.start")])
+    assert not entry.matches([Step("frame", "local 'handler'", function="other")])
+    assert not entry.matches([Step("frame", "local 'handler'")])  # no function: no match
+    with pytest.raises(KnownIssueDatabaseError, match="'match' must be"):
+        parse_database(database({**ENTRY, "match": [{"type": "x", "line": "3"}]}))

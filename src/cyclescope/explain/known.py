@@ -16,13 +16,15 @@ pull request. Its format (``"format": "cyclescope.known-issues/1"``)::
         "match": [                             # every item must match its own cycle step
             {"type": "aiohttp.client_reqrep.ClientResponse"},
             {"type": "aiohttp.client_proto.ResponseHandler", "edge": "._exception"}],
+            # an item may also give "function": the step's function (frames, tracebacks)
         "scenario": {                          # how the test suite reproduces it
             "module": "cyclescope.demo.scenarios.aiohttp_10535", "args": ["--rounds", "1"],
             "affected_version": "3.11.13", "fixed_version": "3.11.15"}}]}
 
-``type`` and ``edge`` are shell patterns (``fnmatch``, case-sensitive) against a
-step's qualified type name and the label of the edge leaving it, as the report
-shows them. Versions compare as PEP 440 orders releases (``3.11.14rc1`` is before
+``type``, ``edge`` and ``function`` are shell patterns (``fnmatch``, case-sensitive)
+against a step's qualified type name, the label of the edge leaving it and, for
+frames and tracebacks, the qualified name of their function, as the report shows
+them; a missing key matches anything. Versions compare as PEP 440 orders releases (``3.11.14rc1`` is before
 ``3.11.14``; see :mod:`cyclescope._versions`). Each entry's scenario runs in the real-library tests on an affected
 and on a fixed version, so an entry cannot claim what has not been reproduced.
 """
@@ -62,7 +64,7 @@ class KnownIssueEntry:
     upgrade_to: str | None
     references: tuple[str, ...]
     workaround: str | None
-    match: tuple[tuple[str, str], ...]  # (type pattern, edge pattern)
+    match: tuple[tuple[str, str, str], ...]  # (type, edge, function) patterns
     scenario: Mapping[str, Any] | None
 
     def affects(self, version: str) -> bool | None:
@@ -75,17 +77,16 @@ class KnownIssueEntry:
 
     def matches(self, cycle: Sequence[Step]) -> bool:
         """Whether every pattern of the entry matches its own step of ``cycle``."""
-        return _assign(self.match, [(step.type, step.edge) for step in cycle], frozenset())
+        return _assign(self.match, [(step.type, step.edge, step.function or "") for step in cycle], frozenset())
 
 
-def _assign(patterns: Sequence[tuple[str, str]], steps: list[tuple[str, str]], used: frozenset[int]) -> bool:
+def _assign(patterns: Sequence[tuple[str, ...]], steps: list[tuple[str, str, str]], used: frozenset[int]) -> bool:
     if not patterns:
         return True
-    type_pattern, edge_pattern = patterns[0]
     return any(
-        i not in used and fnmatchcase(tp, type_pattern) and fnmatchcase(edge, edge_pattern)
+        i not in used and all(fnmatchcase(value, pattern) for value, pattern in zip(step, patterns[0]))
         and _assign(patterns[1:], steps, used | {i})
-        for i, (tp, edge) in enumerate(steps)
+        for i, step in enumerate(steps)
     )
 
 
@@ -108,10 +109,12 @@ def _entry(raw: Any, where: str) -> KnownIssueEntry:
         if key in affected and parse_version(str(affected[key])) is None:
             raise KnownIssueDatabaseError(f"{where}: affected.{key} is not a version: {affected[key]!r}")
     match = raw.get("match")
+    keys = ("type", "edge", "function")
     if not isinstance(match, list) or not match or not all(
-            isinstance(m, dict) and isinstance(m.get("type", "*"), str) and isinstance(m.get("edge", "*"), str)
-            and set(m) <= {"type", "edge"} for m in match):
-        raise KnownIssueDatabaseError(f"{where}: 'match' must be a non-empty list of {{type, edge}} patterns")
+            isinstance(m, dict) and m and set(m) <= set(keys) and all(isinstance(v, str) for v in m.values())
+            for m in match):
+        raise KnownIssueDatabaseError(f"{where}: 'match' must be a non-empty list of {{type, edge, function}} "
+                                      f"patterns")
     references = raw.get("references", [])
     if not isinstance(references, list) or not all(isinstance(r, str) for r in references):
         raise KnownIssueDatabaseError(f"{where}: 'references' must be a list of strings")
@@ -123,7 +126,7 @@ def _entry(raw: Any, where: str) -> KnownIssueEntry:
         affected_from=affected.get("from"), affected_before=affected.get("before"),
         fixed_in=text("fixed_in", required=False), upgrade_to=text("upgrade_to", required=False),
         references=tuple(references), workaround=text("workaround", required=False),
-        match=tuple((m.get("type", "*"), m.get("edge", "*")) for m in match), scenario=scenario,
+        match=tuple(tuple(m.get(key, "*") for key in keys) for m in match), scenario=scenario,
     )
 
 

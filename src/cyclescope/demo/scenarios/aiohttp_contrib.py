@@ -37,13 +37,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import sys
 from collections import Counter
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+from cyclescope.demo.scenarios._harness import serving
 
 BODY_ANNOUNCED = 1000
 BODY_SENT = b"0123456789"
@@ -127,21 +128,12 @@ async def one_round(client: str, drop: str, response_class: Any, seen: Counter[s
     """Start a server, run one client against it, stop the server."""
     app = web.Application()
     app.router.add_get("/", _handler(client, drop))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        await web.SockSite(runner, sock).start()
+    async with serving(app) as port:
         options: dict[str, Any] = {"timeout": aiohttp.ClientTimeout(total=10)}
         if response_class is not None:
             options["response_class"] = response_class
         async with aiohttp.ClientSession(**options) as session:
             await _run_client(session, client, f"http://127.0.0.1:{port}/", seen)
-    finally:
-        await runner.cleanup()
-        sock.close()
 
 
 def main(argv: list[str] | None = None) -> int:
