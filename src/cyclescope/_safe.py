@@ -8,8 +8,9 @@ an object never runs anything its author wrote.
 
 from __future__ import annotations
 
+import gc
 import types
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 __all__ = ["type_mro", "type_namespace", "type_flags", "lookup", "instance_dict", "module_namespace"]
 
@@ -70,17 +71,33 @@ def _load_c_api() -> Any:
     return _c_api
 
 
+#: Called as ``listener(owner, new_dict)`` when :func:`instance_dict` had to create
+#: the dict (see there); capturing uses it to keep such a dict with its owner.
+new_dict_listeners: list[Callable[[object, dict], None]] = []
+
+
 def instance_dict(obj: object) -> dict | None:
     """The instance dictionary of ``obj``, or None when it has none.
 
     Read with the C API's ``PyObject_GenericGetDict``, so a ``__dict__`` property
     or ``__getattribute__`` defined in Python is never called. On CPython 3.11+
     this may create the dict of an object whose attributes were stored inline; no
-    attribute changes.
+    attribute changes, but the object now refers to a new dict (which holds the
+    attributes), and :data:`new_dict_listeners` are told.
     """
     tp = type(obj)
-    if not _DICTOFFSET(tp) and not _FLAGS(tp) & _TPFLAGS_MANAGED_DICT:
+    managed = bool(_FLAGS(tp) & _TPFLAGS_MANAGED_DICT)
+    if not _DICTOFFSET(tp) and not managed:
         return None
+    before = gc.get_referents(obj) if managed and new_dict_listeners else None
+    value = _generic_get_dict(obj)
+    if before is not None and value is not None and not any(ref is value for ref in before):
+        for listener in list(new_dict_listeners):
+            listener(obj, value)
+    return value
+
+
+def _generic_get_dict(obj: object) -> dict | None:
     ctypes, get_dict, dec_ref = _load_c_api()
     try:
         address = get_dict(id(obj), None)

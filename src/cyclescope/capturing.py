@@ -40,6 +40,7 @@ import warnings
 from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
 
 from cyclescope._gcstate import GcState, interpreter_frozen_baseline
+from cyclescope._safe import new_dict_listeners
 from cyclescope.graph import move_tail, release_garbage
 
 if TYPE_CHECKING:
@@ -252,6 +253,15 @@ class _Collector:
         if not any(cap.recording for cap in active):
             self._set_saveall(False)
 
+    def adopt_new_dict(self, owner: object, new_dict: dict) -> None:
+        """Labelling created ``owner``'s instance dict: add it to every recording store
+        holding ``owner``, or their graphs would lose the edges that now run through it.
+        (CPython 3.11+ keeps attributes inline until someone asks for ``__dict__``.)"""
+        with self.lock:
+            for cap in self.active:
+                if cap.recording and any(obj is owner for obj in cap.store):
+                    cap.store.append(new_dict)
+
     def _set_saveall(self, on: bool) -> None:
         if self.user_saveall or self.saved is None:
             return  # the user's own DEBUG_SAVEALL stays as they set it
@@ -261,6 +271,7 @@ class _Collector:
 
 
 _COLLECTOR = _Collector()
+new_dict_listeners.append(_COLLECTOR.adopt_new_dict)
 
 
 class Capture:
@@ -278,6 +289,8 @@ class Capture:
         of these shell patterns (qualified or bare class name), each shown by its
         shortest cycle through that type.
     :param include_noise: also report cycles the interpreter or cyclescope makes.
+    :param also_noise: top-level packages whose own cycles count as noise too, like
+        the standard library's (e.g. a test runner's).
     :param progress: called with a short message before long work (analysing a
         large capture), e.g. to print it.
     """
@@ -290,6 +303,7 @@ class Capture:
         max_objects: int = DEFAULT_MAX_OBJECTS,
         types: Iterable[str] | None = None,
         include_noise: bool = False,
+        also_noise: Iterable[str] = (),
         progress: Callable[[str], None] | None = None,
     ) -> None:
         if max_objects < 1:
@@ -299,6 +313,7 @@ class Capture:
         self.max_objects = max_objects
         self.type_patterns = tuple(types or ())
         self.include_noise = include_noise
+        self.also_noise = frozenset(also_noise)
         self.progress = progress
         self.strategy = ""
         self._order = 0  # set when started: captures started earlier have lower numbers
@@ -355,7 +370,8 @@ class Capture:
     def _analysis_options(self) -> Any:
         from cyclescope.explain.cycles import AnalysisOptions
 
-        return AnalysisOptions(types=self.type_patterns, include_noise=self.include_noise)
+        return AnalysisOptions(types=self.type_patterns, include_noise=self.include_noise,
+                               also_noise=self.also_noise)
 
     def _build_report(self) -> None:
         from cyclescope.explain.cycles import analyse, merge_analyses

@@ -276,3 +276,20 @@ def test_report_holds_no_captured_object() -> None:
         seen.add(id(obj))
         assert type(obj).__name__ != "Pair"
         stack.extend(gc.get_referents(obj))
+
+
+class _Inline:
+    """On CPython 3.11+ its attributes live inline until someone asks for __dict__."""
+
+
+def test_outer_capture_keeps_a_cycle_the_inner_one_labelled() -> None:
+    # Labelling the inner capture's cycle creates the instances' __dict__ (3.11, 3.12):
+    # the outer capture must still see the cycle, through that new dict.
+    with cyclescope.capture() as outer:
+        with cyclescope.capture() as inner:
+            a, b = _Inline(), _Inline()
+            a.peer, b.peer = b, a
+            del a, b
+    assert [g.subject for g in inner.report().groups] == [f"{__name__}._Inline"]
+    assert [g.subject for g in outer.report().groups] == [f"{__name__}._Inline"]
+    assert [s.edge for s in outer.report().groups[0].cycle] == [".peer", ".peer"]
