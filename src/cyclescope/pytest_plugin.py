@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -41,6 +42,8 @@ MODES = ("report", "fail")
 _SECTION = "cyclescope"
 _MAX_TESTS_SHOWN = 5
 _MAX_SURVIVORS_EXPLAINED = 3
+#: pytest's own cycles (a skipped test's CallInfo, its ExceptionInfo) are not the project's.
+_RUNNER_PACKAGES = ("_pytest", "pluggy", "pytest")
 
 
 # -- options ------------------------------------------------------------------------------
@@ -131,8 +134,16 @@ class _Plugin:
         ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         warmups = max(_warmups(no_cycles), _warmups(no_leaks))
         for _ in range(warmups):
-            reports = runtestprotocol(item, nextitem=item, log=False)
+            # nextitem=item.parent: tear down the test's own fixtures, keep the wider-scoped ones
+            reports = runtestprotocol(item, nextitem=item.parent, log=False)  # type: ignore[arg-type]
             if any(r.failed for r in reports):  # a failing warm-up is the test's result
+                from _pytest.runner import CallInfo
+
+                # ... after the rest of the teardown the watched run would have done
+                # (wider-scoped fixtures that nextitem does not need)
+                call = CallInfo.from_call(lambda: item.session._setupstate.teardown_exact(nextitem), "teardown")
+                if call.excinfo is not None:
+                    reports[-1] = ihook.pytest_runtest_makereport(item=item, call=call)
                 _log(ihook, reports)
                 ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
                 return True
@@ -155,7 +166,11 @@ class _Plugin:
         outcome = _TestOutcome()
         watched = TypeMatcher([*no_leaks.args, *no_leaks.kwargs.get("types", ())]) if no_leaks is not None else None
         alive: list[object] = []
-        with capture(freeze=True) as cap:
+        # pytest keeps the last failure in sys.last_* until the next test's call phase:
+        # dropped then, its cycles would be charged to that test (exact strategy).
+        for name in ("last_type", "last_value", "last_traceback", "last_exc"):
+            sys.__dict__.pop(name, None)
+        with capture(freeze=True, also_noise=_RUNNER_PACKAGES) as cap:
             reports = runtestprotocol(item, nextitem=nextitem, log=False)
             if cap.strategy == "freeze":
                 import gc
@@ -214,6 +229,12 @@ class _Plugin:
                 verdict.failures.append(f"cyclescope: the test left {len(tasks)} asyncio task(s) pending")
         return verdict
 
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """Check the markers' arguments before any test runs: a bad one is a usage error."""
+        for item in items:
+            for name in ("no_cycles", "no_leaks"):
+                _warmups(item.get_closest_marker(name), item.nodeid)
+
     # -- the end of the session -------------------------------------------------------
 
     @pytest.hookimpl(optionalhook=True)
@@ -254,8 +275,10 @@ class _Plugin:
         from cyclescope.report.model import Report
 
         for group in Report.from_dict(state["report"]).groups:
-            for nodeid in group.tests or [""]:
-                self._record(nodeid, _TestOutcome(groups=[_copy_with_tests(group, [])]))
+            first, *others = group.tests or [""]
+            self._record(first, _TestOutcome(groups=[_copy_with_tests(group, [])]))  # counts added once
+            known = self.groups[group.signature].tests
+            known += [t for t in others if t not in known]
         for sig, tests in state.get("pending", {}).items():
             self.pending.setdefault(sig, [])
             self.pending[sig] += [t for t in tests if t not in self.pending[sig]]
@@ -275,7 +298,7 @@ class _Plugin:
         groups = self.run_report().groups
         tests = {t for g in groups for t in g.tests}
         lines = ["", "=" * 30 + " cyclescope " + "=" * 30]
-        if not groups and not self.pending:
+        if not groups:
             lines.append(f"cyclescope: no reference cycles created by the {len(self.ran)} test(s) watched")
         else:
             lines.append(f"cyclescope: {len(groups)} cycle group{'s' if len(groups) != 1 else ''} "
@@ -316,12 +339,14 @@ def cyclescope() -> Iterator[Any]:
 # -- helpers --------------------------------------------------------------------------------
 
 
-def _warmups(mark: pytest.Mark | None) -> int:
+def _warmups(mark: pytest.Mark | None, nodeid: str = "") -> int:
     if mark is None:
         return 0
     value = mark.kwargs.get("warmups", 0)
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise pytest.UsageError(f"cyclescope: warmups must be a whole number >= 0, not {value!r}")
+        where = f" ({nodeid})" if nodeid else ""
+        raise pytest.UsageError(f"cyclescope: {mark.name}(warmups=...) must be a whole number >= 0, "
+                                f"not {value!r}{where}")
     return value
 
 
@@ -376,11 +401,13 @@ def _attach(reports: list[Any], outcome: _TestOutcome, verdict: _Verdict) -> Non
     from cyclescope.report.text import render_group
 
     target = next((r for r in reports if r.when == "call"), reports[-1])
-    target.user_properties.append(("cyclescope_cycle_groups", str(len(outcome.groups))))
-    for group in verdict.new_groups:
-        target.user_properties.append(("cyclescope_new_cycle", group.signature))
-    for task in outcome.pending:
-        target.user_properties.append(("cyclescope_pending_task", task.signature))
+    properties = [("cyclescope_cycle_groups", str(len(outcome.groups)))]
+    properties += [("cyclescope_new_cycle", group.signature) for group in verdict.new_groups]
+    properties += [("cyclescope_pending_task", task.signature) for task in outcome.pending]
+    # Each report carries what was recorded so far, as with record_property; junitxml
+    # reads the teardown report's.
+    for report in reports[reports.index(target):]:
+        report.user_properties.extend(properties)
     if not (outcome.groups or outcome.pending or outcome.survivors or outcome.errors):
         return
     lines: list[str] = list(verdict.failures)
@@ -391,7 +418,7 @@ def _attach(reports: list[Any], outcome: _TestOutcome, verdict: _Verdict) -> Non
         lines.append(f"{task.signature} (suspended at {task.location or '?'})")
     lines += outcome.survivors
     lines += [f"error: {e}" for e in outcome.errors]
-    if verdict.failures and target.passed:
+    if verdict.failures and all(r.passed for r in reports):  # never turn a skip or an error into a failure
         target.outcome = "failed"
         target.longrepr = "\n".join(lines)
     else:

@@ -57,6 +57,7 @@ class AnalysisOptions:
 
     types: tuple[str, ...] = ()
     include_noise: bool = False
+    also_noise: frozenset[str] = frozenset()  # top-level packages counted like the stdlib
     advise: bool = True  # classify each group and find its fix (explain.fixes)
 
 
@@ -292,7 +293,7 @@ def analyse(objects: Sequence[Any], options: AnalysisOptions = AnalysisOptions()
                 cycle_objects=starts[c + 1] - starts[c],
                 component_objects=comp_size[c],
                 types=_common_types(graph, members[member_starts[c] : member_starts[c + 1]]),
-                noise=is_noise(steps),
+                noise=is_noise(steps, options.also_noise),
             )
         if options.advise and (options.include_noise or not group.noise):
             advise(group, step_objects)

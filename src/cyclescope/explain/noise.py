@@ -22,6 +22,7 @@ import os
 import sys
 from typing import Sequence
 
+from cyclescope.describe import short_path
 from cyclescope.report.model import Step
 
 __all__ = ["STDLIB_MODULES", "is_noise", "module_of_file"]
@@ -67,9 +68,19 @@ def _is_own(module: str) -> bool:
     return (module == "cyclescope" or module.startswith("cyclescope.")) and not module.startswith(_USER_FACING)
 
 
-def is_noise(steps: Sequence[Step]) -> bool:
-    """Whether a cycle, given by its steps, is interpreter, stdlib or cyclescope noise."""
+def _top_level(owner: str) -> str:
+    if owner.startswith("file "):
+        return short_path(owner[len("file "):]).split("/", 1)[0]
+    return owner.split(".", 1)[0]
+
+
+def is_noise(steps: Sequence[Step], also: frozenset[str] = frozenset()) -> bool:
+    """Whether a cycle, given by its steps, is interpreter, stdlib or cyclescope noise.
+
+    ``also`` names more top-level packages whose own cycles count like the stdlib's
+    (the pytest plugin passes ``_pytest`` and ``pluggy``).
+    """
     owners = [o for o in (_owner(step) for step in steps) if o]
     if any(_is_own(o) for o in owners):
         return True
-    return bool(owners) and all(o.split(".", 1)[0] in STDLIB_MODULES for o in owners)
+    return bool(owners) and all(_top_level(o) in STDLIB_MODULES or _top_level(o) in also for o in owners)

@@ -149,12 +149,13 @@ def held_by(obj: object, *, ignore: Sequence[object] = (), max_depth: int = 8) -
             scans += 1
             referrers = gc.get_referrers(node)
             ignored.add(id(referrers))
-            here = sys._getframe()
+            here = id(sys._getframe())  # an id: holding the frame in its own local would be a cycle
             for ref in referrers:
-                if id(ref) in ignored or id(ref) in seen or ref is here:
+                if id(ref) in ignored or id(ref) in seen or id(ref) == here:
                     continue
                 seen.add(id(ref))
                 parents[id(ref)] = (ref, node)
+                ignored.add(id(parents[id(ref)]))  # our own bookkeeping refers to ref too
                 if _is_root(ref):
                     return _chain(ref, parents, obj)
                 next_frontier.append(ref)
