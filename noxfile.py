@@ -50,10 +50,19 @@ def pure(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def bench(session: nox.Session) -> None:
-    """Capture + explain against gc.collect(), refcycle, objgraph and guppy3 (benchmarks/README.md).
+    """Capture + explain against gc.collect() and three peers, then pytest --cyclescope (benchmarks/README.md).
 
-    Prints one table of ratios and writes benchmarks/results/latest.json; extra
-    arguments go to the script (``nox -s bench -- --sizes 1k,10k``).
+    The first compares with gc.collect(), refcycle, objgraph and guppy3; the second
+    runs a generated suite of 1,000 tests over a 1M-object heap with and without
+    the plugin, and with a full gc.collect() after each test.
+
+    Prints two tables and writes benchmarks/results/latest.json and
+    benchmarks/results/pytest_latest.json. Extra arguments go to bench_capture.py
+    (``nox -s bench -- --sizes 1k,10k``); those after ``--pytest`` go to
+    bench_pytest.py (``nox -s bench -- --sizes 1k --pytest --reps 3``).
     """
-    session.install(".", "objgraph", "refcycle", "guppy3")
-    session.run("python", "benchmarks/bench_capture.py", *session.posargs)
+    session.install(".", "objgraph", "refcycle", "guppy3", "pytest")
+    args = list(session.posargs)
+    split = args.index("--pytest") if "--pytest" in args else len(args)
+    session.run("python", "benchmarks/bench_capture.py", *args[:split])
+    session.run("python", "benchmarks/bench_pytest.py", *args[split + 1 :])
