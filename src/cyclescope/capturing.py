@@ -37,14 +37,13 @@ import gc
 import sys
 import threading
 import warnings
-from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, TypeVar
 
 from cyclescope._gcstate import GcState, interpreter_frozen_baseline
 from cyclescope._safe import new_dict_listeners
 from cyclescope.graph import move_tail, release_garbage
 
-if TYPE_CHECKING:
-    from cyclescope.report.model import Report
+from cyclescope.report.model import Report, Totals
 
 __all__ = ["Capture", "capture", "cycles_created_by", "DEFAULT_MAX_OBJECTS", "CaptureWarning"]
 
@@ -111,11 +110,25 @@ class _Collector:
                 self._teardown()
                 raise
 
+    def _flush(self) -> None:
+        """Collect what the blocks dropped, so it reaches the stores.
+
+        Under the freeze strategy the collector's generations hold only what the
+        blocks allocated. While none of it has reached the oldest generation, a
+        generation-1 collection examines all of it, and skips what a full one adds:
+        emptying the interpreter's free lists, which costs the code that runs next
+        more than the collection itself (pytest pays it per test).
+        """
+        if self.froze and not gc.get_objects(generation=2):
+            gc.collect(1)
+        else:
+            gc.collect()
+
     def finish(self, capture: "Capture") -> None:
         """Flush the garbage made so far, and detach ``capture``."""
         with self.lock:
             try:
-                gc.collect()
+                self._flush()
             finally:
                 if capture in self.active:
                     self.active.remove(capture)
@@ -205,6 +218,8 @@ class _Collector:
         garbage = gc.garbage
         base = min(self._garbage_base, len(garbage))
         found = len(garbage) - base
+        if not found and not self.paused:
+            return  # the common case, kept cheap: it runs after every collection
         active = list(self.active)
         recorders = [cap for cap in active if cap.recording]
         if found:
@@ -291,6 +306,13 @@ class Capture:
     :param include_noise: also report cycles the interpreter or cyclescope makes.
     :param also_noise: top-level packages whose own cycles count as noise too, like
         the standard library's (e.g. a test runner's).
+    :param on_flushed: called with the capture once the block has ended and its last
+        collection has run, before the report is built and anything is released or
+        thawed: under the freeze strategy ``gc.get_objects()`` then lists just what
+        the block allocated and kept (plus the store). The pytest plugin looks for
+        leftovers there.
+    :param advice_cache: a dict shared by many captures (the pytest plugin's, one per
+        test) so that each cycle shape is classified and located only once.
     :param progress: called with a short message before long work (analysing a
         large capture), e.g. to print it.
     """
@@ -304,6 +326,8 @@ class Capture:
         types: Iterable[str] | None = None,
         include_noise: bool = False,
         also_noise: Iterable[str] = (),
+        advice_cache: dict[str, Any] | None = None,
+        on_flushed: Callable[["Capture"], None] | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> None:
         if max_objects < 1:
@@ -314,6 +338,8 @@ class Capture:
         self.type_patterns = tuple(types or ())
         self.include_noise = include_noise
         self.also_noise = frozenset(also_noise)
+        self.advice_cache = advice_cache
+        self.on_flushed = on_flushed
         self.progress = progress
         self.strategy = ""
         self._order = 0  # set when started: captures started earlier have lower numbers
@@ -341,9 +367,13 @@ class Capture:
         finally:
             self.recording = False
             try:
-                self._build_report()
+                if self.on_flushed is not None:
+                    self.on_flushed(self)
             finally:
-                _COLLECTOR.release(self)
+                try:
+                    self._build_report()
+                finally:
+                    _COLLECTOR.release(self)
 
     def spill(self) -> int:
         """Summarise and drop what the store holds (called when over the cap).
@@ -371,9 +401,14 @@ class Capture:
         from cyclescope.explain.cycles import AnalysisOptions
 
         return AnalysisOptions(types=self.type_patterns, include_noise=self.include_noise,
-                               also_noise=self.also_noise)
+                               also_noise=self.also_noise, advice_cache=self.advice_cache)
 
     def _build_report(self) -> None:
+        if not self.store and not self._partials and not self._warnings and not _COLLECTOR.errors:
+            # Nothing captured: the common case of a pytest run, where it is paid per test.
+            totals = Totals(collections=self.collections, unanalysed_objects=self.unanalysed)
+            self._report = Report(groups=[], totals=totals, strategy=self.strategy)
+            return
         from cyclescope.explain.cycles import analyse, merge_analyses
         from cyclescope.report.model import build_report
 

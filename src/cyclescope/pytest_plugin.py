@@ -119,13 +119,20 @@ class _Plugin:
         self.pending: dict[str, list[str]] = {}  # pending-task signature -> tests
         self.ran: set[str] = set()
         self.errors: list[str] = []
+        self.advice: dict[str, Any] = {}  # signature -> advised group: advice once per cycle shape
+        self.marks: dict[str, tuple[pytest.Mark | None, pytest.Mark | None]] = {}  # node id -> markers
+        if mode is not None:
+            # Imported now rather than in the first test, whose time they would inflate.
+            import cyclescope.capturing  # noqa: F401
+            import cyclescope.explain.cycles  # noqa: F401
+            import cyclescope.report.text  # noqa: F401
+            import cyclescope.testing.survivors  # noqa: F401
 
     # -- running a test -----------------------------------------------------------
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
-        no_cycles = item.get_closest_marker("no_cycles")
-        no_leaks = item.get_closest_marker("no_leaks")
+        no_cycles, no_leaks = self.marks.get(item.nodeid) or (None, None)
         if self.mode is None and no_cycles is None and no_leaks is None:
             return None
         from _pytest.runner import runtestprotocol
@@ -168,21 +175,28 @@ class _Plugin:
         alive: list[object] = []
         # pytest keeps the last failure in sys.last_* until the next test's call phase:
         # dropped then, its cycles would be charged to that test (exact strategy).
-        for name in ("last_type", "last_value", "last_traceback", "last_exc"):
-            sys.__dict__.pop(name, None)
-        with capture(freeze=True, also_noise=_RUNNER_PACKAGES) as cap:
-            reports = runtestprotocol(item, nextitem=nextitem, log=False)
-            if cap.strategy == "freeze":
-                import gc
+        if "last_value" in sys.__dict__ or "last_exc" in sys.__dict__:
+            for name in ("last_type", "last_value", "last_traceback", "last_exc"):
+                sys.__dict__.pop(name, None)
 
-                gc.collect()  # what the test dropped goes to the store, not into young_objects
+        def look_for_leftovers(cap: Any) -> None:
+            # After the capture's last collection, before anything is thawed: the
+            # young objects are what the test made and kept.
+            nonlocal alive
+            if cap.strategy != "freeze":
+                if watched:
+                    outcome.errors.append("no_leaks needs the freeze strategy, and this process froze objects itself")
+                return
+            if watched or "asyncio" in sys.modules:
                 young = young_objects(exclude=cap.store)
                 outcome.pending = pending_tasks(young)
                 if watched:
                     alive = [o for o in young if watched.matches_type(type(o))]
                 del young
-            elif watched:
-                outcome.errors.append("no_leaks needs the freeze strategy, and this process froze objects itself")
+
+        with capture(freeze=True, also_noise=_RUNNER_PACKAGES, advice_cache=self.advice,
+                     on_flushed=look_for_leftovers) as cap:
+            reports = runtestprotocol(item, nextitem=nextitem, log=False)
         report = cap.report()
         outcome.groups = list(report.groups)
         outcome.errors += report.errors
@@ -229,11 +243,15 @@ class _Plugin:
                 verdict.failures.append(f"cyclescope: the test left {len(tasks)} asyncio task(s) pending")
         return verdict
 
+    @pytest.hookimpl(trylast=True)  # after the plugins that add markers
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        """Check the markers' arguments before any test runs: a bad one is a usage error."""
+        """Note each test's markers, and check their arguments before any test runs."""
         for item in items:
-            for name in ("no_cycles", "no_leaks"):
-                _warmups(item.get_closest_marker(name), item.nodeid)
+            marks = (item.get_closest_marker("no_cycles"), item.get_closest_marker("no_leaks"))
+            for mark in marks:
+                _warmups(mark, item.nodeid)  # a bad one is a usage error
+            if marks != (None, None):
+                self.marks[item.nodeid] = marks
 
     # -- the end of the session -------------------------------------------------------
 
@@ -410,6 +428,9 @@ def _attach(reports: list[Any], outcome: _TestOutcome, verdict: _Verdict) -> Non
         report.user_properties.extend(properties)
     if not (outcome.groups or outcome.pending or outcome.survivors or outcome.errors):
         return
+    failing = bool(verdict.failures) or any(r.failed for r in reports)
+    if not failing and not outcome.errors:
+        return  # the run's summary shows the groups; a passing test's section would go unread
     lines: list[str] = list(verdict.failures)
     for group in verdict.new_groups or outcome.groups:
         lines.append("")

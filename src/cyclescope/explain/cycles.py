@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 from cyclescope._safe import module_namespace
 from cyclescope.describe import code_site, short_type_name, type_module, type_name
-from cyclescope.explain.fixes import advise
+from cyclescope.explain.fixes import advise, copy_advice
 from cyclescope.explain.noise import is_noise
 from cyclescope.graph import (
     attribute_acyclic,
@@ -59,6 +59,7 @@ class AnalysisOptions:
     include_noise: bool = False
     also_noise: frozenset[str] = frozenset()  # top-level packages counted like the stdlib
     advise: bool = True  # classify each group and find its fix (explain.fixes)
+    advice_cache: dict[str, Any] | None = field(default=None, compare=False, hash=False)  # by signature
 
 
 @dataclass
@@ -296,7 +297,13 @@ def analyse(objects: Sequence[Any], options: AnalysisOptions = AnalysisOptions()
                 noise=is_noise(steps, options.also_noise),
             )
         if options.advise and (options.include_noise or not group.noise):
-            advise(group, step_objects)
+            cached = options.advice_cache.get(group.signature) if options.advice_cache is not None else None
+            if cached is not None:
+                copy_advice(cached, group)
+            else:
+                advise(group, step_objects)
+                if options.advice_cache is not None:
+                    options.advice_cache[group.signature] = group
         del cycle, step_objects
         groups.append(group)
     cyclic_components = cyclic.count(1)

@@ -22,7 +22,7 @@ from cyclescope.explain.patterns import Classification, attribute_name, classify
 from cyclescope.explain.sources import attribute_assignments
 from cyclescope.report.model import FixLocation, Group, Owner, Step
 
-__all__ = ["advise", "classify_saved", "owners_of", "break_owner", "MAX_ASSIGNMENTS"]
+__all__ = ["advise", "copy_advice", "classify_saved", "owners_of", "break_owner", "MAX_ASSIGNMENTS"]
 
 #: Assignment sites shown for the edge to break.
 MAX_ASSIGNMENTS = 3
@@ -123,6 +123,15 @@ def _fill(group: Group, found: Classification, step_objects: Sequence[object]) -
 def advise(group: Group, step_objects: Sequence[object]) -> None:
     """Fill the group's advice fields; ``step_objects[i]`` is the object of ``group.cycle[i]``."""
     _fill(group, classify(group.cycle), step_objects)
+
+
+def copy_advice(source: Group, target: Group) -> None:
+    """Give ``target`` the advice already worked out for ``source`` (same signature)."""
+    target.pattern, target.explanation, target.fix, target.break_step = (
+        source.pattern, source.explanation, source.fix, source.break_step)
+    target.fix_locations = list(source.fix_locations)
+    target.owners = list(source.owners)
+    target.known_issue = source.known_issue
 
 
 def classify_saved(group: Group) -> None:

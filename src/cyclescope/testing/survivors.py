@@ -57,6 +57,8 @@ class TypeMatcher:
 
 def young_objects(exclude: Sequence[object] = ()) -> list[Any]:
     """Every tracked object outside the frozen generation, less those in ``exclude``."""
+    if not exclude:
+        return gc.get_objects()
     excluded = {id(o) for o in exclude}
     return [o for o in gc.get_objects() if id(o) not in excluded]
 
@@ -74,21 +76,29 @@ class PendingTask:
         return f"pending task {self.coroutine}"
 
 
-def _task_base(task: object) -> type | None:
-    asyncio_tasks = sys.modules.get("asyncio.tasks")
-    c_module = sys.modules.get("_asyncio")
-    bases = [getattr(c_module, "Task", None), getattr(asyncio_tasks, "_PyTask", None)]
-    mro = type_mro(type(task))
-    return next((b for b in bases if b is not None and b in mro), None)
+_found_task_bases: tuple[type, ...] = ()
+
+
+def _task_bases() -> tuple[type, ...]:
+    """asyncio's task classes (C and Python), once asyncio is imported (then remembered)."""
+    global _found_task_bases
+    if not _found_task_bases and "asyncio.tasks" in sys.modules:
+        bases = (getattr(sys.modules.get("_asyncio"), "Task", None),
+                 getattr(sys.modules.get("asyncio.tasks"), "_PyTask", None))
+        _found_task_bases = tuple(b for b in bases if isinstance(b, type))
+    return _found_task_bases
 
 
 def pending_tasks(objects: Iterable[object]) -> list[PendingTask]:
     """The asyncio tasks among ``objects`` that are not done."""
+    bases = _task_bases()
+    if not bases:
+        return []
     found = []
     for obj in objects:
-        base = _task_base(obj)
-        if base is None:
+        if not issubclass(type(obj), bases):  # type(), not isinstance(): no __class__ lookup
             continue
+        base = next(b for b in bases if b in type_mro(type(obj)))
         try:
             if base.done(obj):
                 continue
