@@ -91,7 +91,10 @@ def instance_dict(obj: object) -> dict | None:
         return None
     before = gc.get_referents(obj) if managed and new_dict_listeners else None
     value = _generic_get_dict(obj)
-    if before is not None and value is not None and not any(ref is value for ref in before):
+    if (before is not None and value is not None and not any(ref is value for ref in before)
+            and any(ref is value for ref in gc.get_referents(obj))):
+        # New, and the object's traversal now goes through it (3.11, 3.12). On 3.13
+        # the object keeps visiting its inline values and the dict stays out of sight.
         for listener in list(new_dict_listeners):
             listener(obj, value)
     return value
