@@ -156,9 +156,11 @@ class _Plugin:
                 return True
         outcome, reports = self._watched_run(item, nextitem, no_leaks)
         self.ran.add(item.nodeid)
-        self._record(item.nodeid, outcome)
-        verdict = self._judge(outcome, no_cycles)
-        _attach(reports, outcome, verdict)
+        try:
+            self._record(item.nodeid, outcome)
+            _attach(reports, outcome, self._judge(outcome, no_cycles))
+        except Exception as exc:  # noqa: BLE001 - a bug of cyclescope's must not stop the session
+            self.errors.append(f"{item.nodeid}: cyclescope failed: {type(exc).__name__}: {exc}")
         _log(ihook, reports)
         ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
         return True
@@ -188,11 +190,14 @@ class _Plugin:
                     outcome.errors.append("no_leaks needs the freeze strategy, and this process froze objects itself")
                 return
             if watched or "asyncio" in sys.modules:
-                young = young_objects(exclude=cap.store)
-                outcome.pending = pending_tasks(young)
-                if watched:
-                    alive = [o for o in young if watched.matches_type(type(o))]
-                del young
+                try:
+                    young = young_objects(exclude=cap.store)
+                    outcome.pending = pending_tasks(young)
+                    if watched:
+                        alive = [o for o in young if watched.matches_type(type(o))]
+                    del young
+                except Exception as exc:  # noqa: BLE001 - never stop the session
+                    outcome.errors.append(f"looking for leftovers failed: {type(exc).__name__}: {exc}")
 
         with capture(freeze=True, also_noise=_RUNNER_PACKAGES, advice_cache=self.advice,
                      on_flushed=look_for_leftovers) as cap:
@@ -201,7 +206,11 @@ class _Plugin:
         outcome.groups = list(report.groups)
         outcome.errors += report.errors
         if alive:
-            outcome.survivors = _explain_survivors(alive)
+            try:
+                outcome.survivors = _explain_survivors(alive)
+            except Exception as exc:  # noqa: BLE001 - never stop the session; the check still fails
+                outcome.survivors = [f"{len(alive)} watched object(s) still alive (explaining them failed: "
+                                     f"{type(exc).__name__}: {exc})"]
         del alive
         return outcome, reports
 
