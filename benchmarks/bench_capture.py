@@ -25,6 +25,8 @@ from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from _common import git_state  # noqa: E402
 MARKER = "BENCH-RESULT "
 
 # name: (row label, extra environment, slow: one repetition at the largest sizes)
@@ -320,15 +322,6 @@ def build_profile(prof: dict, label: str) -> list[str]:
     out.append(f"    {'release_garbage (frees the store, C core)':<52} {pct(prof.get('release_garbage', 0.0))}")
     out.append(f"    {'rest of __exit__':<52} {pct(prof['exit_other'])}")
     return out
-
-
-def git_state() -> dict[str, Any]:
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
-        return {"commit": head, "dirty": bool(dirty.strip())}
-    except OSError:
-        return {}
 
 
 def versions() -> dict[str, str | None]:

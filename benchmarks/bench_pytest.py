@@ -33,6 +33,8 @@ from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from _common import git_state  # noqa: E402
 
 TARGET_RATIO = 1.10  # --cyclescope at most 10% over the plain suite's test phase
 
@@ -860,15 +862,6 @@ def c_core() -> bool | None:
         return out.stdout.strip() == "True"
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def git_state() -> dict[str, Any]:
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
-        return {"commit": head, "dirty": bool(dirty.strip())}
-    except OSError:
-        return {}
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ from cyclescope.explain.patterns import Classification, attribute_name, classify
 from cyclescope.explain.sources import attribute_assignments
 from cyclescope.report.model import FixLocation, Group, Owner, Step
 
-__all__ = ["advise", "copy_advice", "classify_saved", "owners_of", "break_owner", "MAX_ASSIGNMENTS"]
+__all__ = ["advise", "copy_advice", "classify_saved", "owners_of", "MAX_ASSIGNMENTS"]
 
 #: Assignment sites shown for the edge to break.
 MAX_ASSIGNMENTS = 3
@@ -99,15 +99,20 @@ def _assignments(step: Step, obj: object) -> list[FixLocation]:
         return []
     return [
         FixLocation(location=site.location, text=site.text, role=f"assigns .{name}", function=site.qualname,
-                    owner=_owner_text(site.module))
+                    owner=f"your code, {short_path(site.path)}" if site.module == "__main__"
+                    else _owner_text(site.module))
         for site in attribute_assignments(type(obj), name, limit=MAX_ASSIGNMENTS + 4)
         if not _SETS_NONE.search(site.text)
     ][:MAX_ASSIGNMENTS]
 
 
-def _fill(group: Group, found: Classification, step_objects: Sequence[object]) -> None:
+def _classified(group: Group, found: Classification | Group) -> None:
     group.pattern, group.explanation, group.fix, group.break_step = (
         found.pattern, found.explanation, found.fix, found.break_step)
+
+
+def _fill(group: Group, found: Classification, step_objects: Sequence[object]) -> None:
+    _classified(group, found)
     locations: list[FixLocation] = []
     if found.break_step is not None:
         locations += _assignments(group.cycle[found.break_step], step_objects[found.break_step])
@@ -127,8 +132,7 @@ def advise(group: Group, step_objects: Sequence[object]) -> None:
 
 def copy_advice(source: Group, target: Group) -> None:
     """Give ``target`` the advice already worked out for ``source`` (same signature)."""
-    target.pattern, target.explanation, target.fix, target.break_step = (
-        source.pattern, source.explanation, source.fix, source.break_step)
+    _classified(target, source)
     target.fix_locations = list(source.fix_locations)
     target.owners = list(source.owners)
     target.known_issue = source.known_issue
@@ -142,18 +146,7 @@ def classify_saved(group: Group) -> None:
     known issue is judged on the versions the report's own owners recorded.
     """
     if group.pattern is None:
-        found = classify(group.cycle)
-        group.pattern, group.explanation, group.fix, group.break_step = (
-            found.pattern, found.explanation, found.fix, found.break_step)
+        _classified(group, classify(group.cycle))
     if group.known_issue is None:
         recorded = {o.name: o.version for o in group.owners if o.name}
         group.known_issue = match_known_issue(group.cycle, recorded.get)
-
-
-def break_owner(group: Group) -> str | None:
-    """Who owns the edge to break: ``"aiohttp 3.11.13, aiohttp/client_proto.py"``, or None."""
-    if group.break_step is None:
-        return None
-    module = group.cycle[group.break_step].module
-    return _owner_text(module) if module else None
-

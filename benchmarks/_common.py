@@ -1,0 +1,19 @@
+"""What both benchmark scripts record about the run itself."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def git_state() -> dict[str, Any]:
+    """The commit measured, and whether the working tree differed from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
+        return {"commit": head, "dirty": bool(dirty.strip())}
+    except OSError:
+        return {}
