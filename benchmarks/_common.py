@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from typing import Any
@@ -17,3 +18,12 @@ def git_state() -> dict[str, Any]:
         return {"commit": head, "dirty": bool(dirty.strip())}
     except OSError:
         return {}
+
+
+def write_results(data: dict[str, Any], table: str, output: str) -> None:
+    """Keep the printed table with the raw numbers, write them to ``output``, print the table."""
+    data["table"] = table
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    with open(output, "w") as f:
+        json.dump(data, f, indent=1)
+    print(table)

@@ -26,7 +26,7 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from _common import git_state  # noqa: E402
+from _common import git_state, write_results  # noqa: E402
 MARKER = "BENCH-RESULT "
 
 # name: (row label, extra environment, slow: one repetition at the largest sizes)
@@ -467,12 +467,7 @@ def main() -> None:
         + ("; OTHER WORK WAS RUNNING: ratios are noisy" if busy else "")
     ]
     lines += ["", f"total wall time {data['wall_s']:.0f} s; results written to {os.path.relpath(args.output)}"]
-    text = "\n".join(lines)
-    data["table"] = text
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w") as f:
-        json.dump(data, f, indent=1)
-    print(text)
+    write_results(data, "\n".join(lines), args.output)
 
 
 if __name__ == "__main__":

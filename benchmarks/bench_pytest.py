@@ -34,7 +34,7 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from _common import git_state  # noqa: E402
+from _common import git_state, write_results  # noqa: E402
 
 TARGET_RATIO = 1.10  # --cyclescope at most 10% over the plain suite's test phase
 
@@ -1054,12 +1054,7 @@ def main() -> None:
         "(the benchmark itself adds about 1)" + ("; OTHER WORK WAS RUNNING: ratios are noisy" if busy else ""),
         f"total wall time {data['wall_s']:.0f} s; results written to {os.path.relpath(args.output)}",
     ]
-    text = "\n".join(lines)
-    data["table"] = text
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w") as f:
-        json.dump(data, f, indent=1)
-    print(text)
+    write_results(data, "\n".join(lines), args.output)
     if args.keep_suite:
         print(f"suite kept in {suite_dir}")
     else:

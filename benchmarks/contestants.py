@@ -275,6 +275,18 @@ def _saveall_capture(n: int, mem: Memory) -> tuple[dict, float]:
     return {"cycles": made, "body_s": t2 - t1, "entry": t1 - t0, "capture": t4 - t3, "t3": t3}, t4
 
 
+def _saveall_result(cap: dict[str, Any], end: float, phases: dict[str, float], text: str, mem: Any) -> dict:
+    """The result of a peer that captured with DEBUG_SAVEALL and ended at ``end``."""
+    return {
+        "cycles": cap["cycles"],
+        "body_s": cap["body_s"],
+        "overhead_s": cap["entry"] + (end - cap["t3"]),
+        "phases": phases,
+        "output_chars": len(text),
+        "memory": mem.end(),
+    }
+
+
 def task_objgraph(n: int, refs: bool = True) -> tuple[dict, str]:
     import objgraph
 
@@ -310,14 +322,7 @@ def task_objgraph(n: int, refs: bool = True) -> tuple[dict, str]:
     if refs:
         phases["show_refs (dot text)"] = t6 - t5
     phases["release"] = t7 - t6
-    return {
-        "cycles": cap["cycles"],
-        "body_s": cap["body_s"],
-        "overhead_s": cap["entry"] + (t7 - cap["t3"]),
-        "phases": phases,
-        "output_chars": len(text),
-        "memory": mem.end(),
-    }, edges
+    return _saveall_result(cap, t7, phases, text, mem), edges
 
 
 def task_objgraph_types(n: int) -> tuple[dict, str]:
@@ -363,14 +368,7 @@ def task_guppy(n: int, byvia: bool = False) -> tuple[dict, str]:
     if byvia:
         phases["byvia"] = t7 - t6
     phases["release"] = t8 - t7
-    return {
-        "cycles": cap["cycles"],
-        "body_s": cap["body_s"],
-        "overhead_s": cap["entry"] + (t8 - cap["t3"]),
-        "phases": phases,
-        "output_chars": len(text),
-        "memory": mem.end(),
-    }, edges
+    return _saveall_result(cap, t8, phases, text, mem), edges
 
 
 def task_guppy_byvia(n: int) -> tuple[dict, str]:

@@ -8,16 +8,21 @@ are plain built-in scalars, bounded in length, with secrets redacted.
 
 from __future__ import annotations
 
+import fnmatch
 import linecache
 import os
 import re
 import sys
 import types
 from dataclasses import dataclass
+from typing import Iterable
 
 __all__ = [
     "type_name",
     "short_type_name",
+    "type_names",
+    "step_type_names",
+    "matches_any",
     "type_module",
     "CodeSite",
     "code_site",
@@ -61,6 +66,27 @@ def short_type_name(tp: type) -> str:
     if module and name.startswith(module + "."):
         return name[len(module) + 1 :]
     return name
+
+
+def type_names(tp: type) -> set[str]:
+    """The names a type answers to in a filter: qualified, bare qualified, and ``__name__``."""
+    try:
+        name = type.__dict__["__name__"].__get__(tp)
+    except Exception:
+        name = "?"
+    return {type_name(tp), short_type_name(tp), name}
+
+
+def step_type_names(qualified: str, module: str | None) -> set[str]:
+    """The same names for a type known only as a report shows it (qualified name and module)."""
+    bare = qualified[len(module) + 1 :] if module and qualified.startswith(module + ".") else qualified
+    return {qualified, bare, bare.rsplit(".", 1)[-1]}
+
+
+def matches_any(names: Iterable[str], patterns: Iterable[str]) -> bool:
+    """Whether one of ``names`` matches one of the shell ``patterns`` (case-sensitive)."""
+    patterns = tuple(patterns)
+    return any(fnmatch.fnmatchcase(name, pattern) for name in names for pattern in patterns)
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,9 @@ _RUNNER_PACKAGES = ("_pytest", "pluggy", "pytest")
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("cyclescope", "reference cycles created by each test (cyclescope)")
-    group.addoption("--cyclescope", nargs="?", const="report", default=None, choices=MODES, metavar="MODE",
+    # No argparse choices: `pytest --cyclescope tests/` would give argparse "tests/" as the
+    # mode and stop; pytest_configure hands such a value back to the test paths.
+    group.addoption("--cyclescope", nargs="?", const="report", default=None, metavar="MODE",
                     help="capture the reference cycles each test creates: 'report' (default; never fails) "
                          "or 'fail' (a test creating a cycle group not in the baseline fails)")
     group.addoption("--cyclescope-baseline", metavar="FILE", default=None,
@@ -70,7 +72,7 @@ def pytest_configure(config: pytest.Config) -> None:
                             "cycle (cycles through a type matching an ignore class or name pattern are allowed)")
     config.addinivalue_line("markers", "no_leaks(*types, types=(), warmups=0): objects of these types (classes "
                             "or name patterns) created by this test must be gone after its teardown")
-    mode = config.getoption("cyclescope") or str(config.getini("cyclescope") or "off").strip().lower()
+    mode = _mode_from_option(config) or str(config.getini("cyclescope") or "off").strip().lower()
     if mode not in (*MODES, "off"):
         raise pytest.UsageError(f"cyclescope: ini option 'cyclescope' must be report, fail or off, not {mode!r}")
     baseline_path = config.getoption("cyclescope_baseline") or str(config.getini("cyclescope_baseline") or "")
@@ -84,6 +86,21 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"cyclescope: {exc}") from None
     plugin = _Plugin(config, None if mode == "off" else mode, baseline, baseline_path)
     config.pluginmanager.register(plugin, "cyclescope-session")
+
+
+def _mode_from_option(config: pytest.Config) -> str | None:
+    """``--cyclescope``'s mode; a test path that argparse took for the mode goes back to the paths."""
+    value = config.getoption("cyclescope")
+    if value is None or value in MODES:
+        return value
+    if "::" in value or os.path.exists(value.split("::")[0]):
+        args_source = getattr(config, "args_source", None)  # pytest 7.3+
+        if args_source is None or args_source == pytest.Config.ArgsSource.ARGS:
+            config.args.insert(0, value)
+        else:  # the paths pytest fell back on (testpaths, the current directory) were not asked for
+            config.args[:] = [value]
+        return "report"
+    raise pytest.UsageError(f"cyclescope: --cyclescope takes report or fail, not {value!r}")
 
 
 # -- per-test results ---------------------------------------------------------------------
@@ -382,19 +399,14 @@ def _ignore_patterns(mark: pytest.Mark) -> list[object]:
 
 
 def _passes_through(group: Group, ignore: list[object]) -> bool:
-    """Whether the group's cycle runs through a type matching one of ``ignore``."""
-    import fnmatch
+    """Whether the group's cycle runs through a type matching one of ``ignore`` (classes or patterns)."""
+    from cyclescope.describe import step_type_names
+    from cyclescope.testing.survivors import TypeMatcher
 
     if not ignore:
         return False
-    names = {step.type for step in group.cycle} | {step.type.rsplit(".", 1)[-1] for step in group.cycle}
-    names |= set(group.types)
-    for spec in ignore:
-        if isinstance(spec, type):
-            spec = f"{spec.__module__}.{spec.__qualname__}" if spec.__module__ != "builtins" else spec.__qualname__
-        if isinstance(spec, str) and any(fnmatch.fnmatchcase(name, spec) for name in names):
-            return True
-    return False
+    names = set().union(*(step_type_names(step.type, step.module) for step in group.cycle))
+    return TypeMatcher(ignore).matches_names(names)
 
 
 def _groups_text(groups: list[Group]) -> str:

@@ -25,7 +25,6 @@ The tests that need no aiohttp are in tests/unit/test_contrib_aiohttp_offline.py
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import types
@@ -37,6 +36,7 @@ import pytest
 
 import cyclescope
 from cyclescope.contrib import aiohttp as contrib
+from cyclescope.demo.scenarios import scenario_path
 from cyclescope.demo.venvs import cyclescope_env, ensure_venv, run_in_venv
 
 pytestmark = pytest.mark.real
@@ -48,9 +48,7 @@ FIX_CLASS = "cyclescope.contrib.aiohttp.CycleBreakingClientResponse"
 RESPONSE_HANDLER = "aiohttp.client_proto.ResponseHandler"
 PACKAGE_DIR = Path(cyclescope.__file__).resolve().parent
 SCHEMA = json.loads((PACKAGE_DIR / "report" / "schema.json").read_text(encoding="utf-8"))
-_spec = importlib.util.find_spec("cyclescope.demo.scenarios.aiohttp_contrib")
-assert _spec is not None and _spec.origin is not None
-SCENARIO = Path(_spec.origin)
+SCENARIO = Path(scenario_path("aiohttp_contrib"))
 INFO_PREFIX = "aiohttp_contrib: "
 
 

@@ -14,7 +14,6 @@ once the venv exists.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, Callable
 
 import pytest
 
+from cyclescope.demo.scenarios import scenario_path
 from cyclescope.demo.venvs import cyclescope_env, ensure_venv, run_in_venv
 from cyclescope.explain.known import KnownIssueEntry, load_database, match_known_issue
 from cyclescope.report.model import Step
@@ -36,9 +36,7 @@ Report = dict[str, Any]
 
 def scenario_file(entry: KnownIssueEntry) -> Path:
     assert entry.scenario is not None
-    spec = importlib.util.find_spec(entry.scenario["module"])
-    assert spec is not None and spec.origin is not None, f"{entry.id}: no module {entry.scenario['module']}"
-    return Path(spec.origin)
+    return Path(scenario_path(entry.scenario["module"]))
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ ClientResponse objects in cycles. 3.11.15 and the newest release do not.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -23,6 +22,7 @@ import jsonschema
 import pytest
 
 import cyclescope
+from cyclescope.demo.scenarios import scenario_path
 from cyclescope.demo.venvs import cyclescope_env, ensure_venv, run_in_venv
 
 pytestmark = pytest.mark.real
@@ -32,9 +32,7 @@ LEAKY, FIXED = "3.11.13", "3.11.15"
 CLIENT_RESPONSE = "aiohttp.client_reqrep.ClientResponse"
 PACKAGE_DIR = Path(cyclescope.__file__).resolve().parent
 SCHEMA = json.loads((PACKAGE_DIR / "report" / "schema.json").read_text(encoding="utf-8"))
-_spec = importlib.util.find_spec("cyclescope.demo.scenarios.aiohttp_10535")
-assert _spec is not None and _spec.origin is not None
-SCENARIO = Path(_spec.origin)
+SCENARIO = Path(scenario_path("aiohttp_10535"))
 
 Outcome = tuple[dict[str, Any], "subprocess.CompletedProcess[str]"]
 

@@ -10,7 +10,6 @@ once per session, NEWEST_KNOWN_AIOHTTP there as the offline fallback).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import platform
@@ -24,6 +23,7 @@ from typing import Any
 import pytest
 
 from cyclescope.demo import venvs
+from cyclescope.demo.scenarios import scenario_path
 from cyclescope.demo.venvs import COMPLETE_MARKER, VenvError, cyclescope_env, ensure_venv, run_in_venv
 
 pytestmark = pytest.mark.real
@@ -32,9 +32,7 @@ TINY = "six==1.17.0"  # small, pure-Python, no dependencies
 ROUNDS = 3
 CLIENT_RESPONSE = "aiohttp.client_reqrep.ClientResponse"
 
-_spec = importlib.util.find_spec("cyclescope.demo.scenarios.aiohttp_10535")
-assert _spec is not None and _spec.origin is not None
-SCENARIO = Path(_spec.origin)
+SCENARIO = Path(scenario_path("aiohttp_10535"))
 SRC_DIR = Path(venvs.__file__).resolve().parents[2]  # the directory holding cyclescope/
 
 

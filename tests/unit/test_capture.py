@@ -293,3 +293,61 @@ def test_outer_capture_keeps_a_cycle_the_inner_one_labelled() -> None:
     assert [g.subject for g in inner.report().groups] == [f"{__name__}._Inline"]
     assert [g.subject for g in outer.report().groups] == [f"{__name__}._Inline"]
     assert [s.edge for s in outer.report().groups[0].cycle] == [".peer", ".peer"]
+
+
+def test_freeze_capture_finds_a_cycle_that_reached_the_oldest_generation() -> None:
+    # The exit's flush is a generation-1 collection only while nothing the block made
+    # is in generation 2; a cycle promoted there while alive must still be found.
+    with cyclescope.capture(freeze=True) as cap:
+        pair = [Pair(), Pair()]
+        pair[0].other, pair[1].other = pair[1], pair[0]
+        gc.collect(1)
+        gc.collect(1)  # alive: promoted to generation 2
+        assert any(o is pair[0] for o in gc.get_objects(generation=2))
+        del pair
+    assert pair_count(cap.report()) == 1
+
+
+def test_on_flushed_sees_the_block_still_frozen_and_its_errors_still_release() -> None:
+    seen: list[tuple[bool, int]] = []
+    kept = Pair()  # made before: frozen, so not among the young objects
+
+    def look(cap: cyclescope.Capture) -> None:
+        young = gc.get_objects()
+        seen.append((any(o is kept for o in young), sum(type(o) is Pair for o in young)))
+
+    with cyclescope.capture(freeze=True, on_flushed=look) as cap:
+        survivor = Pair()  # made in the block and still alive
+        make_pairs(1)
+    assert seen == [(False, 3)]  # the survivor, and the captured pair (in the store)
+    assert pair_count(cap.report()) == 1
+    del survivor
+
+    holder, ref = old_canary()
+
+    def broken(cap: cyclescope.Capture) -> None:
+        raise RuntimeError("the tool built on the capture has a bug")
+
+    with pytest.raises(RuntimeError, match="has a bug"):
+        with cyclescope.capture(freeze=True, on_flushed=broken) as cap:
+            young_cycle_holding(holder)
+    assert ref() is None  # released all the same (gc_state_kept checks the rest)
+    assert cap.report().groups
+
+
+def test_advice_cache_advises_each_shape_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cyclescope.explain import cycles
+
+    calls: list[str] = []
+    advise = cycles.advise
+    monkeypatch.setattr(cycles, "advise", lambda group, objects: (calls.append(group.signature),
+                                                                   advise(group, objects)))
+    cache: dict = {}
+    reports = []
+    for _ in range(3):
+        with cyclescope.capture(advice_cache=cache) as cap:
+            make_pairs(1)
+        reports.append(cap.report())
+    assert len(calls) == 1 and list(cache) == calls
+    assert [r.groups[0].pattern for r in reports] == ["back-reference"] * 3
+    assert reports[2].groups[0].fix == reports[0].groups[0].fix

@@ -100,3 +100,13 @@ def test_python_m_cyclescope_demo() -> None:
     leaky, fixed = sections(proc.stdout)
     check_leaky(leaky, rounds=1)
     check_fixed(fixed)
+
+
+def test_scenario_path_names_only_existing_scenarios() -> None:
+    from cyclescope.demo.scenarios import scenario_path
+
+    assert scenario_path("aiohttp_10535").endswith("/cyclescope/demo/scenarios/aiohttp_10535.py")
+    assert scenario_path("cyclescope.demo.scenarios.aiohttp_10548").endswith("aiohttp_10548.py")
+    for missing in ("aiohttp_1", "other.package.aiohttp_10535"):
+        with pytest.raises(FileNotFoundError, match="no scenario"):
+            scenario_path(missing)

@@ -7,7 +7,6 @@ exists and that each scenario's versions sit on the right side of the entry's ra
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from importlib import resources
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from cyclescope._versions import parse_version
+from cyclescope.demo.scenarios import scenario_path
 from cyclescope.explain.known import KnownIssueEntry, load_database, parse_database
 
 ENTRIES = load_database()
@@ -46,9 +46,7 @@ def test_entry_is_consistent(entry: KnownIssueEntry) -> None:
 @pytest.mark.parametrize("entry", WITH_SCENARIO, ids=[e.id for e in WITH_SCENARIO])
 def test_scenario_module_exists(entry: KnownIssueEntry) -> None:
     assert entry.scenario is not None
-    spec = importlib.util.find_spec(entry.scenario["module"])
-    assert spec is not None and spec.origin is not None, entry.scenario["module"]
-    assert Path(spec.origin).is_file()
+    assert Path(scenario_path(entry.scenario["module"])).is_file()
     args = entry.scenario.get("args", [])
     assert isinstance(args, list) and all(isinstance(a, str) for a in args), args
 

@@ -996,3 +996,16 @@ def test_pytests_own_cycles_are_not_findings(pytester: pytest.Pytester) -> None:
     result = run(pytester, "--cyclescope=fail")
     result.assert_outcomes(skipped=1)
     assert "cyclescope: no reference cycles created by the 1 test(s) watched" in result.stdout.str()
+
+
+def test_a_path_after_the_bare_option_is_a_path_not_a_mode(pytester: pytest.Pytester) -> None:
+    # argparse gives `--cyclescope test_one.py` the file as the option's value.
+    pytester.makepyfile(test_one=CYCLE_TESTS, test_two="def test_other():\n    pass\n")
+    result = run(pytester, "--cyclescope", "test_one.py")
+    result.assert_outcomes(passed=3)  # test_one.py only, in report mode
+    assert "cyclescope: 1 cycle group created by 2 tests (of 3 watched)" in summary(result)
+    result = run(pytester, "--cyclescope", "test_one.py", "test_two.py")
+    result.assert_outcomes(passed=4)
+    result = run(pytester, "--cyclescope", "nonsense")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--cyclescope takes report or fail, not 'nonsense'" in result.stderr.str()

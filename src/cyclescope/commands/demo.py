@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 
 from cyclescope.errors import CommandError
@@ -51,10 +50,10 @@ def _stdlib_demo(rounds: int, color: bool) -> int:
 
 
 def _aiohttp_demo(versions: list[str], rounds: int) -> int:
-    from cyclescope.demo import scenarios
+    from cyclescope.demo.scenarios import scenario_path
     from cyclescope.demo.venvs import VenvError, cyclescope_env, ensure_venv, run_in_venv
 
-    script = os.path.join(os.path.dirname(scenarios.__file__), "aiohttp_10535.py")
+    script = scenario_path("aiohttp_10535")
     verdicts = []
     for version in versions:
         try:

@@ -18,7 +18,6 @@ holds no reference to any captured object.
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import sys
 import types
@@ -28,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from cyclescope._safe import module_namespace
-from cyclescope.describe import code_site, short_type_name, type_module, type_name
+from cyclescope.describe import code_site, matches_any, short_type_name, type_module, type_name, type_names
 from cyclescope.explain.fixes import advise, copy_advice
 from cyclescope.explain.noise import is_noise
 from cyclescope.graph import (
@@ -128,8 +127,7 @@ def _is_exported(tp: type) -> bool:
 
 
 def _type_matches(tp: type, patterns: tuple[str, ...]) -> bool:
-    names = {type_name(tp), short_type_name(tp), _TYPE_NAME.__get__(tp)}
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns for name in names)
+    return matches_any(type_names(tp), patterns)
 
 
 def _type_orders(type_list: list[type], patterns: tuple[str, ...]) -> tuple[array, array]:

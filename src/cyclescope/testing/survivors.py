@@ -14,7 +14,6 @@ own ``done()`` and ``get_coro()``.
 
 from __future__ import annotations
 
-import fnmatch
 import gc
 import sys
 import types
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from cyclescope._safe import module_namespace, type_mro
-from cyclescope.describe import code_site, short_type_name, type_name
+from cyclescope.describe import code_site, matches_any, short_type_name, type_name, type_names
 from cyclescope.labels import label_edge
 
 __all__ = ["TypeMatcher", "young_objects", "pending_tasks", "PendingTask", "held_by"]
@@ -45,14 +44,15 @@ class TypeMatcher:
         return bool(self.classes or self.patterns)
 
     def matches_type(self, tp: type) -> bool:
-        """Whether instances of ``tp`` are watched."""
+        """Whether instances of ``tp`` are matched: the type or one of its bases is named."""
         mro = type_mro(tp)
         if any(klass in mro for klass in self.classes):
             return True
-        if not self.patterns:
-            return False
-        names = [type_name(klass) for klass in mro] + [short_type_name(klass) for klass in mro]
-        return any(fnmatch.fnmatchcase(name, pattern) for name in names for pattern in self.patterns)
+        return bool(self.patterns) and any(matches_any(type_names(klass), self.patterns) for klass in mro)
+
+    def matches_names(self, names: set[str]) -> bool:
+        """Whether a type known only by its names (from a report) is matched."""
+        return any(type_name(klass) in names for klass in self.classes) or matches_any(names, self.patterns)
 
 
 def young_objects(exclude: Sequence[object] = ()) -> list[Any]:
