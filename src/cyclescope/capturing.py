@@ -45,7 +45,7 @@ from cyclescope.graph import move_tail, release_garbage
 
 from cyclescope.report.model import Report, Totals
 
-__all__ = ["Capture", "capture", "cycles_created_by", "DEFAULT_MAX_OBJECTS", "CaptureWarning"]
+__all__ = ["Capture", "Segment", "capture", "cycles_created_by", "DEFAULT_MAX_OBJECTS", "CaptureWarning"]
 
 #: Objects a capture holds before it summarises and releases them.
 DEFAULT_MAX_OBJECTS = 1_000_000
@@ -75,6 +75,8 @@ class _Collector:
         # that only a collection frees (the pure path, spilled stores, kept objects).
         self.collect_at_release = False
         self._started = 0  # captures started so far: the order of nesting
+        # One bound method for gc.callbacks, so that looking for it there is an identity test.
+        self.callback = self.on_gc
 
     # -- lifetime ---------------------------------------------------------------
 
@@ -105,7 +107,7 @@ class _Collector:
             self.active.append(capture)
             try:
                 gc.set_debug(self.saved.debug | gc.DEBUG_SAVEALL)
-                gc.callbacks.append(self.on_gc)
+                gc.callbacks.append(self.callback)
             except BaseException:
                 self._teardown()
                 raise
@@ -124,6 +126,11 @@ class _Collector:
         else:
             gc.collect()
 
+    def flush(self) -> None:
+        """Collect what the blocks dropped so far (the end of a segment)."""
+        with self.lock:
+            self._flush()
+
     def finish(self, capture: "Capture") -> None:
         """Flush the garbage made so far, and detach ``capture``."""
         with self.lock:
@@ -137,21 +144,44 @@ class _Collector:
 
     def _teardown(self) -> None:
         try:
-            while self.on_gc in gc.callbacks:
-                gc.callbacks.remove(self.on_gc)
+            while self.callback in gc.callbacks:
+                gc.callbacks.remove(self.callback)
         finally:
             if self.saved is not None:
                 self.saved.restore()
             self.saved = None
             self.paused = False
 
-    def release(self, capture: "Capture") -> None:
-        """Let go of ``capture``'s store (or hand it to the caller, with ``keep=True``).
+    def begin_segment(self, capture: "Capture") -> None:
+        """Make what exists now "before" for ``capture``'s next segment, and drop the
+        garbage it recorded since its last one."""
+        with self.lock:
+            self._rearm()
+            if capture.strategy != "freeze":
+                gc.collect()
+            if capture.store:
+                self.release_store(capture, segment=True)
+            if capture.strategy == "freeze":
+                gc.freeze()  # objects made between segments and still young: out of sight too
+            capture.collections = capture.unanalysed = 0
 
-        With the C core its garbage is freed right here, without a collection; only
-        what that cannot free (everything, on the pure-Python path) is left to the
-        full collection that the last capture to end runs. The last capture also
-        thaws what was frozen for it.
+    def _rearm(self) -> None:
+        """Put back DEBUG_SAVEALL and the callback if the code watched took them away."""
+        if self.saved is None:
+            return
+        if not self.paused and not gc.get_debug() & gc.DEBUG_SAVEALL:
+            gc.set_debug(gc.get_debug() | gc.DEBUG_SAVEALL)
+        if self.callback not in gc.callbacks:
+            gc.callbacks.append(self.callback)
+
+    def release_store(self, capture: "Capture", segment: bool = False) -> None:
+        """Free the garbage ``capture`` holds (with ``keep=True``: hand it to the caller).
+
+        With the C core it is freed right here, without a collection; what that
+        cannot free (everything, on the pure-Python path) is left to the full
+        collection that the last capture to end runs, or, for a ``segment`` of a
+        capture that goes on, to a collection right away: left as garbage while
+        DEBUG_SAVEALL is on, it would be found again and charged to the next segment.
         """
         with self.lock:
             # Until the store is known to be freed: an interrupt anywhere in here
@@ -162,11 +192,34 @@ class _Collector:
                 if capture.keep:
                     capture.objects = store  # the caller's now: never cleared
                     leftover = False
-                else:
+                elif store:
                     leftover = not self._free(store, capture)
+                else:
+                    leftover = False
             finally:
-                if leftover:
+                if leftover and not (segment and self._collect_unsaved()):
                     self.collect_at_release = True
+
+    def _collect_unsaved(self) -> bool:
+        """A full collection with DEBUG_SAVEALL off, freeing what was let go; False when
+        the user's own DEBUG_SAVEALL keeps everything in gc.garbage anyway."""
+        if self.user_saveall or self.saved is None:
+            return False
+        debug = gc.get_debug()
+        gc.set_debug(debug & ~gc.DEBUG_SAVEALL)
+        try:
+            gc.collect()
+        finally:
+            gc.set_debug(debug)
+        return True
+
+    def release(self, capture: "Capture") -> None:
+        """Let go of ``capture``'s store (see :meth:`release_store`); the last capture
+        to end also thaws what was frozen for it."""
+        with self.lock:
+            try:
+                self.release_store(capture)
+            finally:
                 if not self.active:
                     try:
                         if self.collect_at_release:
@@ -351,6 +404,7 @@ class Capture:
         self._partials: list[Any] = []
         self._report: Any = None
         self._warnings: list[str] = []
+        self._errors_seen = 0  # the collector's errors already reported (by an earlier segment)
         self._entered = False
 
     def __enter__(self) -> "Capture":
@@ -371,9 +425,22 @@ class Capture:
                     self.on_flushed(self)
             finally:
                 try:
-                    self._build_report()
+                    self._report = self._take_report()
                 finally:
                     _COLLECTOR.release(self)
+
+    def segment(self, on_flushed: Callable[["Capture"], None] | None = None) -> "Segment":
+        """A stretch of this (running) capture with its own report: ``with cap.segment() as seg:``.
+
+        What exists when the segment starts counts as before it (frozen again, under
+        the freeze strategy), garbage recorded since the last segment is dropped, and
+        at its end the segment's garbage is analysed into ``seg.report()`` and freed.
+        The pytest plugin runs one capture per session and one segment per test,
+        which spares each test the capture's set-up and tear-down.
+        """
+        if not self.recording or self.keep:
+            raise RuntimeError("segments need a running capture without keep=True")
+        return Segment(self, on_flushed)
 
     def spill(self) -> int:
         """Summarise and drop what the store holds (called when over the cap).
@@ -403,17 +470,19 @@ class Capture:
         return AnalysisOptions(types=self.type_patterns, include_noise=self.include_noise,
                                also_noise=self.also_noise, advice_cache=self.advice_cache)
 
-    def _build_report(self) -> None:
-        if not self.store and not self._partials and not self._warnings and not _COLLECTOR.errors:
+    def _take_report(self) -> Report:
+        """Analyse what the store holds (and what was summarised earlier) into a report;
+        the store itself is left for the caller to release."""
+        errors = _COLLECTOR.errors[self._errors_seen:]
+        self._errors_seen = len(_COLLECTOR.errors)
+        if not self.store and not self._partials and not self._warnings and not errors:
             # Nothing captured: the common case of a pytest run, where it is paid per test.
             totals = Totals(collections=self.collections, unanalysed_objects=self.unanalysed)
-            self._report = Report(groups=[], totals=totals, strategy=self.strategy)
-            return
+            return Report(groups=[], totals=totals, strategy=self.strategy)
         from cyclescope.explain.cycles import analyse, merge_analyses
         from cyclescope.report.model import build_report
 
-        notes = list(self._warnings)
-        errors = list(_COLLECTOR.errors)
+        notes, self._warnings = self._warnings, []
         if self.progress is not None and len(self.store) >= _PROGRESS_FROM:
             self.progress(f"analysing {len(self.store):,} captured objects...")
         try:
@@ -425,16 +494,48 @@ class Capture:
         merged = merge_analyses(parts)
         merged.totals.collections = self.collections
         merged.totals.unanalysed_objects = self.unanalysed
-        self._report = build_report(
-            merged.groups, merged.totals, strategy=self.strategy, warnings=notes, errors=errors
-        )
+        report = build_report(merged.groups, merged.totals, strategy=self.strategy, warnings=notes, errors=errors)
         for message in notes + errors:
             warnings.warn(f"cyclescope: {message}", CaptureWarning, stacklevel=3)
+        return report
 
     def report(self) -> "Report":
         """The report of what was captured (after the ``with`` block has ended)."""
         if self._report is None:
             raise RuntimeError("the capture is still running: call report() after the with block")
+        return self._report
+
+
+class Segment:
+    """One stretch of a running :class:`Capture`, with its own report (see :meth:`Capture.segment`)."""
+
+    def __init__(self, capture: Capture, on_flushed: Callable[[Capture], None] | None) -> None:
+        self.capture = capture
+        self.on_flushed = on_flushed
+        self._report: Report | None = None
+
+    def __enter__(self) -> "Segment":
+        _COLLECTOR.begin_segment(self.capture)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        capture = self.capture
+        try:
+            _COLLECTOR.flush()
+        finally:
+            try:
+                if self.on_flushed is not None:
+                    self.on_flushed(capture)
+            finally:
+                try:
+                    self._report = capture._take_report()
+                finally:
+                    _COLLECTOR.release_store(capture, segment=True)
+
+    def report(self) -> Report:
+        """What the segment captured (after its ``with`` block has ended)."""
+        if self._report is None:
+            raise RuntimeError("the segment is still running: call report() after the with block")
         return self._report
 
 

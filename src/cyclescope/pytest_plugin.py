@@ -7,13 +7,15 @@ fails, with the explanation in its report), or the ini option ``cyclescope``.
 The markers ``no_cycles`` and ``no_leaks`` are honoured whenever the plugin is
 installed: a test that carries one has asked for the check.
 
-How a test is watched: its whole protocol (setup, call, teardown) runs inside one
-:class:`cyclescope.capture` with the freeze strategy, so the collections it needs
-only look at what the test allocated, not at the suite's heap. What that misses: a
-cycle through an object created before the test (a session fixture's, a module
-global's) is not seen (the collector treats frozen objects as alive). When the
-suite itself froze objects (``gc.freeze()``), the exact strategy runs instead: one
-full collection at each end of every test.
+How a test is watched: the test loop runs inside one :class:`cyclescope.capture`
+with the freeze strategy, and each test's whole protocol (setup, call, teardown) is
+one segment of it: what exists when the test starts is frozen, so the collection
+at its end only looks at what the test allocated, not at the suite's heap. What
+that misses: a cycle through an object created before the test (a session
+fixture's, a module global's) is not seen (the collector treats frozen objects as
+alive), and such cycles, once dropped, are freed only when the loop ends and the
+heap is thawed. When the suite itself froze objects (``gc.freeze()``), the exact
+strategy runs instead: one full collection at each end of every test.
 
 Findings are attached to the test's call report (or its teardown report, when the
 call did not run) before any report of the test is logged, so that a test failing
@@ -115,6 +117,10 @@ class _TestOutcome:
     survivors: list[str] = field(default_factory=list)  # explained, one line each
     errors: list[str] = field(default_factory=list)
 
+    @property
+    def found(self) -> bool:
+        return bool(self.groups or self.pending or self.survivors or self.errors)
+
 
 @dataclass
 class _Verdict:
@@ -138,12 +144,32 @@ class _Plugin:
         self.errors: list[str] = []
         self.advice: dict[str, Any] = {}  # signature -> advised group: advice once per cycle shape
         self.marks: dict[str, tuple[pytest.Mark | None, pytest.Mark | None]] = {}  # node id -> markers
+        self.clean_properties = [("cyclescope_cycle_groups", "0")]
+        self._runtime: _Runtime | None = None
+        self.session_capture: Any = None  # the test loop's capture (with --cyclescope)
         if mode is not None:
-            # Imported now rather than in the first test, whose time they would inflate.
-            import cyclescope.capturing  # noqa: F401
-            import cyclescope.explain.cycles  # noqa: F401
-            import cyclescope.report.text  # noqa: F401
-            import cyclescope.testing.survivors  # noqa: F401
+            self.runtime()  # now rather than in the first test, whose time it would inflate
+
+    def new_capture(self, **options: Any) -> Any:
+        return self.runtime().capture(freeze=True, also_noise=_RUNNER_PACKAGES, advice_cache=self.advice, **options)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Iterator[None]:
+        """With --cyclescope: one capture for the whole test loop, one segment of it per test."""
+        if self.mode is None or self.config.pluginmanager.has_plugin("dsession"):
+            yield  # (an xdist controller runs no test: its workers capture)
+            return
+        with self.new_capture() as cap:
+            self.session_capture = cap
+            try:
+                yield
+            finally:
+                self.session_capture = None
+
+    def runtime(self) -> _Runtime:
+        if self._runtime is None:
+            self._runtime = _Runtime()
+        return self._runtime
 
     # -- running a test -----------------------------------------------------------
 
@@ -152,14 +178,13 @@ class _Plugin:
         no_cycles, no_leaks = self.marks.get(item.nodeid) or (None, None)
         if self.mode is None and no_cycles is None and no_leaks is None:
             return None
-        from _pytest.runner import runtestprotocol
-
+        runtime = self.runtime()
         ihook = item.ihook
         ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         warmups = max(_warmups(no_cycles), _warmups(no_leaks))
         for _ in range(warmups):
             # nextitem=item.parent: tear down the test's own fixtures, keep the wider-scoped ones
-            reports = runtestprotocol(item, nextitem=item.parent, log=False)  # type: ignore[arg-type]
+            reports = runtime.runtestprotocol(item, nextitem=item.parent, log=False)  # type: ignore[arg-type]
             if any(r.failed for r in reports):  # a failing warm-up is the test's result
                 from _pytest.runner import CallInfo
 
@@ -171,26 +196,28 @@ class _Plugin:
                 _log(ihook, reports)
                 ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
                 return True
-        outcome, reports = self._watched_run(item, nextitem, no_leaks)
+        outcome, reports = self._watched_run(runtime, item, nextitem, no_leaks)
         self.ran.add(item.nodeid)
         try:
-            self._record(item.nodeid, outcome)
-            _attach(reports, outcome, self._judge(outcome, no_cycles))
+            if outcome.found or no_cycles is not None:
+                self._record(item.nodeid, outcome)
+                _attach(reports, outcome, self._judge(outcome, no_cycles))
+            else:  # the common case, paid per test: nothing to record, judge or explain
+                for report in _findings_reports(reports):
+                    report.user_properties.extend(self.clean_properties)
         except Exception as exc:  # noqa: BLE001 - a bug of cyclescope's must not stop the session
             self.errors.append(f"{item.nodeid}: cyclescope failed: {type(exc).__name__}: {exc}")
         _log(ihook, reports)
         ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
         return True
 
-    def _watched_run(self, item: pytest.Item, nextitem: pytest.Item | None,
+    def _watched_run(self, runtime: _Runtime, item: pytest.Item, nextitem: pytest.Item | None,
                      no_leaks: pytest.Mark | None) -> tuple[_TestOutcome, list[Any]]:
-        from _pytest.runner import runtestprotocol
-
-        from cyclescope.capturing import capture
-        from cyclescope.testing.survivors import TypeMatcher, pending_tasks, young_objects
-
+        survivors = runtime.survivors
         outcome = _TestOutcome()
-        watched = TypeMatcher([*no_leaks.args, *no_leaks.kwargs.get("types", ())]) if no_leaks is not None else None
+        watched = None
+        if no_leaks is not None:
+            watched = survivors.TypeMatcher([*no_leaks.args, *no_leaks.kwargs.get("types", ())])
         alive: list[object] = []
         # pytest keeps the last failure in sys.last_* until the next test's call phase:
         # dropped then, its cycles would be charged to that test (exact strategy).
@@ -206,20 +233,27 @@ class _Plugin:
                 if watched:
                     outcome.errors.append("no_leaks needs the freeze strategy, and this process froze objects itself")
                 return
-            if watched or "asyncio" in sys.modules:
+            look_for_tasks = survivors.may_have_pending_tasks()
+            if watched or look_for_tasks:
                 try:
-                    young = young_objects(exclude=cap.store)
-                    outcome.pending = pending_tasks(young)
+                    young = survivors.young_objects(exclude=cap.store)
+                    if look_for_tasks:
+                        outcome.pending = survivors.pending_tasks(young)
                     if watched:
                         alive = [o for o in young if watched.matches_type(type(o))]
                     del young
                 except Exception as exc:  # noqa: BLE001 - never stop the session
                     outcome.errors.append(f"looking for leftovers failed: {type(exc).__name__}: {exc}")
 
-        with capture(freeze=True, also_noise=_RUNNER_PACKAGES, advice_cache=self.advice,
-                     on_flushed=look_for_leftovers) as cap:
-            reports = runtestprotocol(item, nextitem=nextitem, log=False)
-        report = cap.report()
+        session = self.session_capture
+        if session is not None:
+            with session.segment(on_flushed=look_for_leftovers) as segment:
+                reports = runtime.runtestprotocol(item, nextitem=nextitem, log=False)
+            report = segment.report()
+        else:  # a marked test in a session without --cyclescope: a capture of its own
+            with self.new_capture(on_flushed=look_for_leftovers) as cap:
+                reports = runtime.runtestprotocol(item, nextitem=nextitem, log=False)
+            report = cap.report()
         outcome.groups = list(report.groups)
         outcome.errors += report.errors
         if alive:
@@ -383,6 +417,29 @@ def cyclescope() -> Iterator[Any]:
 # -- helpers --------------------------------------------------------------------------------
 
 
+class _Runtime:
+    """What watching a test needs, imported once.
+
+    Not at the top of the module: with the plugin inactive (the default) a pytest run
+    must not pay for importing cyclescope. Not in each test either: imports cost
+    microseconds that a fast suite notices.
+    """
+
+    def __init__(self) -> None:
+        from _pytest.runner import runtestprotocol
+
+        import cyclescope.report.text  # noqa: F401 - renders what the analysis finds
+        from cyclescope.capturing import capture
+        from cyclescope.explain.cycles import prepare
+        from cyclescope.testing import survivors
+
+        prepare()
+
+        self.runtestprotocol = runtestprotocol
+        self.capture = capture
+        self.survivors = survivors
+
+
 def _warmups(mark: pytest.Mark | None, nodeid: str = "") -> int:
     if mark is None:
         return 0
@@ -439,15 +496,16 @@ def _attach(reports: list[Any], outcome: _TestOutcome, verdict: _Verdict) -> Non
     """Put the findings on the call report (else the teardown's), failing it when the verdict says so."""
     from cyclescope.report.text import render_group
 
-    target = next((r for r in reports if r.when == "call"), reports[-1])
+    findings_reports = _findings_reports(reports)
+    target = findings_reports[0]
     properties = [("cyclescope_cycle_groups", str(len(outcome.groups)))]
     properties += [("cyclescope_new_cycle", group.signature) for group in verdict.new_groups]
     properties += [("cyclescope_pending_task", task.signature) for task in outcome.pending]
     # Each report carries what was recorded so far, as with record_property; junitxml
     # reads the teardown report's.
-    for report in reports[reports.index(target):]:
+    for report in findings_reports:
         report.user_properties.extend(properties)
-    if not (outcome.groups or outcome.pending or outcome.survivors or outcome.errors):
+    if not outcome.found:
         return
     failing = bool(verdict.failures) or any(r.failed for r in reports)
     if not failing and not outcome.errors:
@@ -465,6 +523,12 @@ def _attach(reports: list[Any], outcome: _TestOutcome, verdict: _Verdict) -> Non
         target.longrepr = "\n".join(lines)
     else:
         target.sections.append((_SECTION, "\n".join(lines)))
+
+
+def _findings_reports(reports: list[Any]) -> list[Any]:
+    """The reports that carry a test's findings: call and teardown (teardown alone when
+    the setup failed); the first of them takes a failure."""
+    return [r for r in reports if r.when != "setup"] or reports[-1:]
 
 
 def _log(ihook: Any, reports: list[Any]) -> None:

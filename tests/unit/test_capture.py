@@ -351,3 +351,82 @@ def test_advice_cache_advises_each_shape_once(monkeypatch: pytest.MonkeyPatch) -
     assert len(calls) == 1 and list(cache) == calls
     assert [r.groups[0].pattern for r in reports] == ["back-reference"] * 3
     assert reports[2].groups[0].fix == reports[0].groups[0].fix
+
+
+# -- segments: one long capture, a report per stretch (the pytest plugin's per-test use) -----
+
+
+@pytest.mark.parametrize("host_froze", [False, True], ids=["freeze", "exact"])
+def test_each_segment_reports_its_own_cycles_and_drops_what_came_between(host_froze: bool) -> None:
+    if host_froze:
+        gc.freeze()  # the capture falls back to the exact strategy
+    try:
+        with cyclescope.capture(freeze=True) as cap:
+            with cap.segment() as first:
+                make_pairs(2)
+            make_pairs(5)  # between segments: nobody's
+            gc.collect(0)
+            with cap.segment() as second:
+                make_pairs(3)
+            with cap.segment() as third:
+                pass
+        assert [pair_count(s.report()) for s in (first, second, third)] == [2, 3, 0]
+        assert first.report().strategy == ("exact" if host_froze else "freeze")
+        assert not [o for o in gc.get_objects() if type(o) is Pair]
+    finally:
+        if host_froze:
+            gc.unfreeze()
+
+
+def test_a_segment_frees_what_it_captured_when_it_ends() -> None:
+    holder, ref = old_canary()
+    with cyclescope.capture(freeze=True) as cap:
+        with cap.segment():
+            young_cycle_holding(holder)
+        assert ref() is None, "the segment's garbage must be freed at its end, not the capture's"
+        assert cap.store == []
+
+
+def test_a_segment_whose_code_turned_saveall_off_or_dropped_the_callback_is_rearmed() -> None:
+    saved_callbacks = list(gc.callbacks)
+    with cyclescope.capture(freeze=True) as cap:
+        with cap.segment():
+            gc.set_debug(0)
+            gc.callbacks[:] = [cb for cb in gc.callbacks if cb not in cap_callbacks(saved_callbacks)]
+        with cap.segment() as seg:
+            make_pairs(1)
+    assert pair_count(seg.report()) == 1
+
+
+def cap_callbacks(before: list) -> list:
+    """The callbacks a capture added to ``gc.callbacks`` (those not there ``before``)."""
+    return [cb for cb in gc.callbacks if cb not in before]
+
+
+def test_on_flushed_runs_at_the_end_of_each_segment_with_the_segments_objects_young() -> None:
+    seen: list[int] = []
+
+    def count_young_pairs(cap: cyclescope.Capture) -> None:
+        seen.append(len([o for o in gc.get_objects() if type(o) is Pair and o not in cap.store]))
+
+    kept = []
+    with cyclescope.capture(freeze=True) as cap:
+        with cap.segment(on_flushed=count_young_pairs):
+            kept.append(Pair())
+        with cap.segment(on_flushed=count_young_pairs):
+            kept.append(Pair())
+            kept.append(Pair())
+    assert seen == [1, 2], "objects kept by an earlier segment are frozen: not young in the next"
+
+
+def test_segments_need_a_running_capture_without_keep() -> None:
+    cap = cyclescope.capture()
+    with pytest.raises(RuntimeError, match="running capture"):
+        cap.segment()
+    with cyclescope.capture(keep=True) as kept:
+        with pytest.raises(RuntimeError, match="keep=True"):
+            kept.segment()
+    with cap:
+        seg = cap.segment()
+        with pytest.raises(RuntimeError, match="still running"):
+            seg.report()

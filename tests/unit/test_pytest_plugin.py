@@ -932,6 +932,42 @@ def test_exact_strategy_does_not_blame_the_next_test(pytester: pytest.Pytester) 
     assert outcomes(result) == {"test_raises": "FAILED", "test_clean_after": "PASSED"}
 
 
+def test_a_test_that_turns_gc_debugging_off_does_not_blind_the_next(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_order="""
+        import gc
+        from helpers import make_pair
+
+        def test_turns_saveall_off():
+            gc.set_debug(0)
+            gc.callbacks.clear()
+
+        def test_cycle_after():
+            make_pair()
+    """)
+    result = run(pytester, "--cyclescope=fail")
+    assert outcomes(result) == {"test_turns_saveall_off": "PASSED", "test_cycle_after": "FAILED"}
+
+
+@pytest.mark.parametrize("host", ["default", "frozen"])
+def test_cycles_made_between_tests_are_charged_to_no_test(pytester: pytest.Pytester, host: str) -> None:
+    pytester.makeconftest(GC_CONFTEST.format(host=host) + """
+from helpers import make_pair
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    make_pair()  # after the test's segment ended, before the next one begins
+""")
+    pytester.makepyfile(test_order="""
+        def test_one():
+            pass
+
+        def test_two():
+            pass
+    """)
+    result = run(pytester, "--cyclescope=fail")
+    assert outcomes(result) == {"test_one": "PASSED", "test_two": "PASSED"}
+
+
 # -- no_leaks' explanation, in process -------------------------------------------------------
 
 

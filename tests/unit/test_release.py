@@ -17,6 +17,7 @@ import pytest
 
 import cyclescope
 from cyclescope import capturing, graph
+from cyclescope.report.model import Report
 
 try:
     from cyclescope import _core
@@ -397,14 +398,15 @@ def test_keep_inside_an_outer_capture_is_not_cleared_by_it(impl: str) -> None:
 def test_what_later_garbage_still_refers_to_is_freed_by_a_full_collection(impl: str, monkeypatch) -> None:
     # Garbage made after the flush (as building the report can make) that refers to a
     # captured cycle keeps it from being cleared: the full collection frees both.
-    build_report = capturing.Capture._build_report
+    take_report = capturing.Capture._take_report
 
-    def build_and_litter(self: capturing.Capture) -> None:
-        build_report(self)
+    def build_and_litter(self: capturing.Capture) -> Report:
+        report = take_report(self)
         junk: list = [self.store[0]]
         junk.append(junk)
+        return report
 
-    monkeypatch.setattr(capturing.Capture, "_build_report", build_and_litter)
+    monkeypatch.setattr(capturing.Capture, "_take_report", build_and_litter)
     holder, refs = canaries(1)
     with cyclescope.capture() as cap:
         make_pairs(1, holder)

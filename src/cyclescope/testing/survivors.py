@@ -17,14 +17,15 @@ from __future__ import annotations
 import gc
 import sys
 import types
+import weakref
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Collection, Iterable, Sequence
 
 from cyclescope._safe import module_namespace, type_mro
 from cyclescope.describe import code_site, matches_any, short_type_name, type_name, type_names
 from cyclescope.labels import label_edge
 
-__all__ = ["TypeMatcher", "young_objects", "pending_tasks", "PendingTask", "held_by"]
+__all__ = ["TypeMatcher", "young_objects", "pending_tasks", "may_have_pending_tasks", "PendingTask", "held_by"]
 
 _MAX_REFERRER_SCANS = 40  # gc.get_referrers calls per explanation: each scans the heap
 
@@ -114,6 +115,37 @@ def pending_tasks(objects: Iterable[object]) -> list[PendingTask]:
             location = site.location if site is not None else ""
         found.append(PendingTask(name, location))
     return found
+
+
+_found_registries: list[Collection[object]] | None = None
+
+
+def _task_registries() -> list[Collection[object]] | None:
+    """asyncio's own sets of live tasks (3.10-3.13), or None where they are not known."""
+    global _found_registries
+    if _found_registries is not None:
+        return _found_registries
+    tasks_module = sys.modules.get("asyncio.tasks")
+    if tasks_module is None:
+        return []  # no task can exist yet
+    names = ("_scheduled_tasks", "_eager_tasks") if hasattr(tasks_module, "_scheduled_tasks") else ("_all_tasks",)
+    found = [getattr(tasks_module, name, None) for name in names]
+    if not all(isinstance(r, (set, weakref.WeakSet)) for r in found):
+        return None
+    _found_registries = found  # type: ignore[assignment]  # module attributes: looked up once
+    return _found_registries
+
+
+def may_have_pending_tasks() -> bool:
+    """Whether any asyncio task in the process is not done, asked of asyncio's registry.
+
+    Cheap where scanning objects is not: a test that left no task pending is told so
+    without looking at what it allocated. True when the registry cannot tell.
+    """
+    registries = _task_registries()
+    if registries is None:
+        return True
+    return any(len(registry) and pending_tasks(list(registry)) for registry in registries)
 
 
 def _is(obj: object, kind: type) -> bool:
