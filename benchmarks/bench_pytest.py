@@ -179,6 +179,7 @@ _HEAP_TARGET = int(os.environ.get("BENCH_PYTEST_HEAP", "1000000"))
 
 _HEAP = []  # the suite's long-lived heap: alive for the whole session
 _T = {"naive_collections": 0, "naive_found_objects": 0, "naive_tests_with_garbage": 0, "passed": 0, "failed": 0}
+_PLUGIN = {}  # the cyclescope plugin instance of this session, when registered
 
 
 class _Slot:
@@ -229,6 +230,7 @@ def pytest_collection_finish(session):
     _T["plugin_registered"] = session.config.pluginmanager.get_plugin("cyclescope-session") is not None
     plugin = session.config.pluginmanager.get_plugin("cyclescope-session")
     _T["plugin_mode"] = getattr(plugin, "mode", None)
+    _PLUGIN["instance"] = plugin
     if _PHASES:
         _install_phase_timers()
 
@@ -388,12 +390,16 @@ def _install_phase_timers():
     if _T.get("plugin_mode") is None:
         return
     collector = capturing._COLLECTOR
-    _patch(collector, "start", "capture entry (_Collector.start)")
-    _patch(collector, "finish", "capture exit: finish (flush)")
-    _patch(capturing.Capture, "_build_report", "capture exit: _build_report (analyse, report)")
-    _patch(collector, "release", "capture exit: release (free store, unfreeze)")
+    _patch(collector, "begin_segment", "segment entry (freeze, drop what came between)")
+    _patch(collector, "flush", "segment exit: flush")
+    _patch(capturing.Capture, "_take_report", "segment exit: _take_report (analyse, report)")
+    _patch(collector, "release_store", "segment exit: release_store (free the garbage)")
+    _patch(survivors, "may_have_pending_tasks", "may_have_pending_tasks (asyncio's registry)")
     _patch(survivors, "young_objects", "young_objects (gc.get_objects of the young)")
     _patch(survivors, "pending_tasks", "pending_tasks (scan of the young objects)")
+    plugin_instance = _PLUGIN.get("instance")
+    if plugin_instance is not None:  # the plugin looked runtestprotocol up once, at configure
+        plugin_instance.runtime().runtestprotocol = _pytest.runner.runtestprotocol
     _patch(plugin._Plugin, "_record", "_Plugin._record")
     _patch(plugin._Plugin, "_judge", "_Plugin._judge")
     _patch(plugin, "_attach", "_attach (user_properties, render_group)")

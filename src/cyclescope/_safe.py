@@ -54,7 +54,8 @@ def module_namespace(module: types.ModuleType) -> dict[str, Any]:
 _c_api: Any = None
 
 
-def _load_c_api() -> Any:
+def load_c_api() -> Any:
+    """ctypes and the two C API functions :func:`instance_dict` calls (loaded on first use)."""
     global _c_api
     if _c_api is None:
         import ctypes
@@ -101,7 +102,7 @@ def instance_dict(obj: object) -> dict | None:
 
 
 def _generic_get_dict(obj: object) -> dict | None:
-    ctypes, get_dict, dec_ref = _load_c_api()
+    ctypes, get_dict, dec_ref = load_c_api()
     try:
         address = get_dict(id(obj), None)
     except Exception:

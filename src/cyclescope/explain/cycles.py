@@ -44,7 +44,7 @@ from cyclescope.graph import (
 from cyclescope.labels import Label, label_edge
 from cyclescope.report.model import Group, Step, Totals, merge_groups
 
-__all__ = ["AnalysisOptions", "Analysis", "analyse", "merge_analyses", "signature_of"]
+__all__ = ["AnalysisOptions", "Analysis", "analyse", "merge_analyses", "signature_of", "prepare"]
 
 _MAX_TYPES_PER_GROUP = 8
 _TYPE_NAME = type.__dict__["__name__"]
@@ -261,6 +261,21 @@ def signature_of(tokens: list[str]) -> str:
 # -- the pipeline ----------------------------------------------------------------------
 
 
+def prepare() -> None:
+    """Load now what the first analysis would load on demand (frame readers, ctypes, the
+    known-issue database), for a caller that must not charge it to whatever makes the
+    first cycle: the pytest plugin, whose per-test figures it would skew."""
+    from cyclescope import _framelocals  # noqa: F401
+    from cyclescope._safe import load_c_api
+    from cyclescope.explain.known import load_database
+
+    load_c_api()
+    try:
+        load_database()
+    except Exception:  # noqa: BLE001 - a broken database is reported by the analysis that needs it
+        pass
+
+
 def analyse(objects: Sequence[Any], options: AnalysisOptions = AnalysisOptions()) -> Analysis:
     """Find, explain and group the cycles among ``objects`` (captured garbage)."""
     n = len(objects)
@@ -337,6 +352,8 @@ def _finish(groups: list[Group], totals: Totals, options: AnalysisOptions) -> An
 
 def merge_analyses(parts: list[Analysis]) -> Analysis:
     """Combine the analyses of successive batches of one capture."""
+    if len(parts) == 1:
+        return parts[0]  # the common case: nothing to combine
     totals = Totals()
     for part in parts:
         for name, value in vars(part.totals).items():

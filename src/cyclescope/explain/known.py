@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass
-from fnmatch import fnmatchcase
+import re
+from dataclasses import dataclass, field
+from fnmatch import translate
 from importlib import resources
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -66,6 +67,12 @@ class KnownIssueEntry:
     workaround: str | None
     match: tuple[tuple[str, str, str], ...]  # (type, edge, function) patterns
     scenario: Mapping[str, Any] | None
+    # The patterns compiled once, when the database is read: not by the first cycle matched.
+    _matchers: tuple[tuple[Callable[[str], Any], ...], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        matchers = tuple(tuple(re.compile(translate(p)).match for p in step) for step in self.match)
+        object.__setattr__(self, "_matchers", matchers)
 
     def affects(self, version: str) -> bool | None:
         """Whether ``version`` is in the affected range; None when it cannot be read."""
@@ -77,15 +84,16 @@ class KnownIssueEntry:
 
     def matches(self, cycle: Sequence[Step]) -> bool:
         """Whether every pattern of the entry matches its own step of ``cycle``."""
-        return _assign(self.match, [(step.type, step.edge, step.function or "") for step in cycle], frozenset())
+        return _assign(self._matchers, [(step.type, step.edge, step.function or "") for step in cycle], frozenset())
 
 
-def _assign(patterns: Sequence[tuple[str, ...]], steps: list[tuple[str, str, str]], used: frozenset[int]) -> bool:
-    if not patterns:
+def _assign(matchers: Sequence[tuple[Callable[[str], Any], ...]], steps: list[tuple[str, str, str]],
+            used: frozenset[int]) -> bool:
+    if not matchers:
         return True
     return any(
-        i not in used and all(fnmatchcase(value, pattern) for value, pattern in zip(step, patterns[0]))
-        and _assign(patterns[1:], steps, used | {i})
+        i not in used and all(match(value) for value, match in zip(step, matchers[0]))
+        and _assign(matchers[1:], steps, used | {i})
         for i, step in enumerate(steps)
     )
 

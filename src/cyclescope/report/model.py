@@ -18,6 +18,8 @@ __all__ = ["SCHEMA", "Step", "FixLocation", "Owner", "KnownIssue", "Group", "Tot
 
 SCHEMA = "cyclescope.report/1"
 
+_PYTHON_VERSION = platform.python_version()  # asked once: the answer never changes
+
 
 class ReportFormatError(ValueError):
     """A saved report that cannot be read back (wrong schema or shape)."""
@@ -133,7 +135,7 @@ class Report:
     groups: list[Group]
     totals: Totals = field(default_factory=Totals)
     strategy: str = ""
-    python: str = field(default_factory=platform.python_version)
+    python: str = _PYTHON_VERSION
     warnings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     schema: str = SCHEMA
