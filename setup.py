@@ -1,7 +1,7 @@
-"""Build hook for the optional C core.
+"""Build hook for the optional C extensions (the core and the heap-graph algorithms).
 
-Everything else lives in pyproject.toml. The extension is optional: where no
-compiler is available the build goes on and cyclescope uses its pure-Python path.
+Everything else lives in pyproject.toml. The extensions are optional: where no
+compiler is available the build goes on and cyclescope uses its pure-Python paths.
 """
 
 from setuptools import Extension, setup
@@ -12,6 +12,11 @@ setup(
             "cyclescope._core",
             sources=["src/cyclescope/_core.c"],
             optional=True,
-        )
+        ),
+        Extension(
+            "cyclescope._heapalgo",
+            sources=["src/cyclescope/_heapalgo.c"],
+            optional=True,
+        ),
     ]
 )

@@ -14,6 +14,7 @@ extension could not be built (or ``CYCLESCOPE_PURE=1`` is set).
 from __future__ import annotations
 
 import gc
+import importlib
 import os
 import sys
 import types
@@ -64,17 +65,18 @@ class Graph:
         return self.targets[self.offsets[node] : self.offsets[node + 1]]
 
 
-def _load_core() -> Any:
+def load_extension(name: str) -> Any:
+    """The compiled module ``cyclescope.<name>``, or None: not built, or ``CYCLESCOPE_PURE``
+    set (the pure-Python twins then run)."""
     if os.environ.get("CYCLESCOPE_PURE"):
         return None
     try:
-        from cyclescope import _core  # type: ignore[attr-defined]
+        return importlib.import_module(f"cyclescope.{name}")
     except ImportError:
         return None
-    return _core
 
 
-_core = _load_core()
+_core = load_extension("_core")
 
 
 def using_c_core() -> bool:
@@ -122,14 +124,29 @@ def _is_asyncio_module(obj: object) -> bool:
     return name == "_asyncio"
 
 
+class TypeIds:
+    """Distinct types numbered in order of first appearance (the graphs' ``types``)."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, int] = {}  # by id: a metaclass may define __hash__/__eq__
+        self.types: list[type] = []
+
+    def of(self, tp: type) -> int:
+        """The number of ``tp``, given on first sight."""
+        ti = self._by_id.get(id(tp))
+        if ti is None:
+            ti = self._by_id[id(tp)] = len(self.types)
+            self.types.append(tp)
+        return ti
+
+
 def _build_graph_py(objects: Sequence[object]) -> Graph:
     index = {id(obj): i for i, obj in enumerate(objects)}
     offsets = array("q", [0])
     targets = array("q")
     sizes = array("q")
     type_ids = array("q")
-    type_index: dict[int, int] = {}  # by id: a metaclass may define __hash__/__eq__
-    type_list: list[type] = []
+    type_table = TypeIds()
     get_referents = gc.get_referents
     for obj in objects:
         seen: set[int] = set()
@@ -139,14 +156,9 @@ def _build_graph_py(objects: Sequence[object]) -> Graph:
                 seen.add(j)
                 targets.append(j)
         offsets.append(len(targets))
-        tp = type(obj)
-        ti = type_index.get(id(tp))
-        if ti is None:
-            ti = type_index[id(tp)] = len(type_list)
-            type_list.append(tp)
-        type_ids.append(ti)
+        type_ids.append(type_table.of(type(obj)))
         sizes.append(safe_sizeof(obj))
-    return Graph(len(objects), offsets, targets, sizes, type_ids, type_list, sum(sizes))
+    return Graph(len(objects), offsets, targets, sizes, type_ids, type_table.types, sum(sizes))
 
 
 def build_graph(objects: Sequence[object]) -> Graph:

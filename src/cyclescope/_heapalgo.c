@@ -1,0 +1,1362 @@
+/*
+ * cyclescope._heapalgo: C twins of the heap-graph algorithms in heapalgo.py.
+ *
+ * Every function here returns exactly what its pure-Python reference in
+ * heapalgo.py returns (_bfs_py, _referrers_py, _dominators_py,
+ * _retained_sizes_py, _top_indices_py, _positions_py), and raises the same
+ * exception for the same bad input.  heapalgo.py's docstrings define the semantics and
+ * tests/unit/test_heapalgo.py checks the two against each other.
+ *
+ * Graphs are CSR arrays over n nodes: the successors of node v are
+ * targets[offsets[v]:offsets[v + 1]].  Integer arrays come in through the
+ * buffer protocol (int64 items, e.g. array('q')) and go out as array('q')
+ * objects; masks are buffers of single bytes, nonzero meaning set.  All input
+ * is validated before use, so bad input raises ValueError instead of reading
+ * out of bounds.  The algorithms run no Python code and keep the GIL, so the
+ * buffers they read cannot change under them once checked.  That is why each
+ * function makes its output arrays before it checks the values it will read
+ * (or after it has read them): making a Python object can start a garbage
+ * collection, and a finalizer could then rewrite a checked buffer.  Working
+ * memory comes from malloc and is freed on every path; nothing the caller
+ * owns is released.
+ *
+ * The heaps these run on have millions of nodes, so nothing here recurses:
+ * depth-first searches and path compression keep explicit stacks.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if PY_VERSION_HEX < 0x030A0000
+#error "cyclescope._heapalgo needs CPython 3.10 or later"
+#endif
+
+/* ------------------------------------------------------------------------- */
+/* Module state                                                              */
+/* ------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject *zero_item; /* array('q', [0]), repeated to make output arrays */
+} heap_state;
+
+static inline heap_state *
+get_state(PyObject *module)
+{
+    return (heap_state *)PyModule_GetState(module);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Scratch memory                                                            */
+/* ------------------------------------------------------------------------- */
+
+/* count items of size bytes, or NULL with MemoryError set. */
+static void *
+alloc_items(Py_ssize_t count, size_t size)
+{
+    size_t n = count > 0 ? (size_t)count : 0;
+    void *p = NULL;
+    if (n <= SIZE_MAX / size) {
+        p = malloc(n > 0 ? n * size : 1);
+    }
+    if (p == NULL) {
+        PyErr_NoMemory();
+    }
+    return p;
+}
+
+#define ALLOC_N(type, count) ((type *)alloc_items((count), sizeof(type)))
+
+static int64_t *
+alloc_i64(Py_ssize_t count)
+{
+    return ALLOC_N(int64_t, count);
+}
+
+static int64_t *
+alloc_i64_filled(Py_ssize_t count, int64_t value)
+{
+    int64_t *p = alloc_i64(count);
+    if (p != NULL) {
+        for (Py_ssize_t i = 0; i < count; i++) {
+            p[i] = value;
+        }
+    }
+    return p;
+}
+
+/* n flags: a copy of mask (nonzero -> 1), or all 0 when mask is NULL. */
+static unsigned char *
+alloc_mask_copy(const unsigned char *mask, Py_ssize_t n)
+{
+    unsigned char *p = (unsigned char *)alloc_items(n, 1);
+    if (p != NULL) {
+        if (mask == NULL) {
+            memset(p, 0, (size_t)n);
+        }
+        else {
+            for (Py_ssize_t i = 0; i < n; i++) {
+                p[i] = mask[i] != 0;
+            }
+        }
+    }
+    return p;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Output arrays                                                             */
+/* ------------------------------------------------------------------------- */
+
+/* An array('q') of a known length, written in place through data. */
+typedef struct {
+    PyObject *array;
+    Py_buffer view;
+    int has_view;
+    int64_t *data;
+} q_out;
+
+static int
+q_out_new(heap_state *st, Py_ssize_t count, int64_t fill, q_out *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->array = PySequence_Repeat(st->zero_item, count);
+    if (out->array == NULL) {
+        return -1;
+    }
+    if (PyObject_GetBuffer(out->array, &out->view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
+        Py_CLEAR(out->array);
+        return -1;
+    }
+    out->has_view = 1;
+    out->data = (int64_t *)out->view.buf;
+    if (fill != 0) {
+        for (Py_ssize_t i = 0; i < count; i++) {
+            out->data[i] = fill;
+        }
+    }
+    return 0;
+}
+
+/* The finished array as a new reference (take = 1), or drop it (take = 0). */
+static PyObject *
+q_out_finish(q_out *out, int take)
+{
+    PyObject *array = out->array;
+    if (out->has_view) {
+        PyBuffer_Release(&out->view);
+        out->has_view = 0;
+    }
+    out->array = NULL;
+    out->data = NULL;
+    if (!take) {
+        Py_XDECREF(array);
+        return NULL;
+    }
+    return array;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Buffer arguments                                                          */
+/* ------------------------------------------------------------------------- */
+
+/* A read-only int64 buffer argument.  data is 8-byte aligned: a misaligned
+   buffer (a memoryview slice can be one) is copied. */
+typedef struct {
+    Py_buffer view;
+    int has_view;
+    const int64_t *data;
+    int64_t *copy;
+    Py_ssize_t len;
+} i64_in;
+
+/* Is fmt a struct format for one native-endian signed 8-byte integer? */
+static int
+is_int64_format(const char *fmt)
+{
+    char order = '@';
+    if (fmt == NULL) {
+        return 0; /* NULL means unsigned bytes */
+    }
+    if (*fmt == '@' || *fmt == '=' || *fmt == '<' || *fmt == '>' || *fmt == '!') {
+        order = *fmt++;
+    }
+    if (fmt[0] == '\0' || fmt[1] != '\0') {
+        return 0;
+    }
+#if PY_LITTLE_ENDIAN
+    if (order == '>' || order == '!') {
+        return 0;
+    }
+#else
+    if (order == '<') {
+        return 0;
+    }
+#endif
+    if (fmt[0] == 'q') {
+        return 1;
+    }
+    /* 'l' has 8 bytes only with native sizes; the itemsize check backs this. */
+    return fmt[0] == 'l' && order == '@' && sizeof(long) == 8;
+}
+
+static int
+i64_in_get(PyObject *obj, const char *name, i64_in *arg)
+{
+    memset(arg, 0, sizeof(*arg));
+    if (PyObject_GetBuffer(obj, &arg->view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
+        return -1;
+    }
+    arg->has_view = 1;
+    if (arg->view.ndim != 1 || arg->view.itemsize != 8 || !is_int64_format(arg->view.format)) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s must be a one-dimensional buffer of int64 items "
+                     "(such as array('q')), got format '%s'",
+                     name, arg->view.format ? arg->view.format : "B");
+        return -1;
+    }
+    arg->len = arg->view.len / 8;
+    if (((uintptr_t)arg->view.buf) % sizeof(int64_t) != 0) {
+        arg->copy = alloc_i64(arg->len);
+        if (arg->copy == NULL) {
+            return -1;
+        }
+        memcpy(arg->copy, arg->view.buf, (size_t)arg->len * sizeof(int64_t));
+        arg->data = arg->copy;
+    }
+    else {
+        arg->data = (const int64_t *)arg->view.buf;
+    }
+    return 0;
+}
+
+static void
+i64_in_release(i64_in *arg)
+{
+    free(arg->copy);
+    arg->copy = NULL;
+    if (arg->has_view) {
+        PyBuffer_Release(&arg->view);
+        arg->has_view = 0;
+    }
+}
+
+/* An optional byte-mask argument: None gives data = NULL. */
+typedef struct {
+    Py_buffer view;
+    int has_view;
+    const unsigned char *data;
+    Py_ssize_t len;
+} mask_in;
+
+static int
+mask_in_get(PyObject *obj, const char *name, mask_in *arg)
+{
+    memset(arg, 0, sizeof(*arg));
+    if (obj == NULL || obj == Py_None) {
+        return 0;
+    }
+    if (PyObject_GetBuffer(obj, &arg->view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
+        return -1;
+    }
+    arg->has_view = 1;
+    if (arg->view.ndim != 1 || arg->view.itemsize != 1) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s must be a one-dimensional buffer of bytes (such as bytes or bytearray)",
+                     name);
+        return -1;
+    }
+    arg->len = arg->view.len;
+    arg->data = (const unsigned char *)arg->view.buf;
+    return 0;
+}
+
+/* A given mask has want items. */
+static int
+check_mask_len(const mask_in *arg, const char *name, const char *len_name, Py_ssize_t want)
+{
+    if (arg->data != NULL && arg->len != want) {
+        PyErr_Format(PyExc_ValueError, "%s must have %s = %zd items, not %zd", name, len_name,
+                     want, arg->len);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+mask_in_release(mask_in *arg)
+{
+    if (arg->has_view) {
+        PyBuffer_Release(&arg->view);
+        arg->has_view = 0;
+    }
+}
+
+/* ------------------------------------------------------------------------- */
+/* Validation                                                                */
+/* ------------------------------------------------------------------------- */
+
+/* Every item of nodes is in [0, n). */
+static int
+check_nodes(const char *name, const i64_in *nodes, Py_ssize_t n)
+{
+    for (Py_ssize_t k = 0; k < nodes->len; k++) {
+        if (nodes->data[k] < 0 || nodes->data[k] >= n) {
+            PyErr_Format(PyExc_ValueError, "%s[%zd] = %lld is not a node in [0, %zd)", name, k,
+                         (long long)nodes->data[k], n);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* A graph with, for the traversals, its sources, blocked mask and (bfs)
+   fallback roots.  An absent sources or fallback has len 0. */
+typedef struct {
+    Py_ssize_t n;
+    i64_in offsets, targets, sources;
+    mask_in blocked;
+    i64_in fallback;
+} graph_args;
+
+/* Take the buffers (o_sources, o_blocked and o_fallback may be NULL, and the
+   last two None) and check their kinds and lengths.  Their values are
+   checked by graph_args_check, after the caller has made its output
+   arrays. */
+static int
+graph_args_get(graph_args *g, Py_ssize_t n, PyObject *o_offsets, PyObject *o_targets,
+               PyObject *o_sources, PyObject *o_blocked, PyObject *o_fallback)
+{
+    memset(g, 0, sizeof(*g));
+    g->n = n;
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "n must be >= 0");
+        return -1;
+    }
+    if (i64_in_get(o_offsets, "offsets", &g->offsets) < 0
+        || i64_in_get(o_targets, "targets", &g->targets) < 0
+        || (o_sources != NULL && i64_in_get(o_sources, "sources", &g->sources) < 0)
+        || mask_in_get(o_blocked, "blocked", &g->blocked) < 0
+        || (o_fallback != NULL && o_fallback != Py_None
+            && i64_in_get(o_fallback, "fallback", &g->fallback) < 0)) {
+        return -1;
+    }
+    /* len - 1 != n rather than len != n + 1: n may be PY_SSIZE_T_MAX. */
+    if (g->offsets.len - 1 != n) {
+        PyErr_Format(PyExc_ValueError, "offsets must have n + 1 = %zd items, not %zd", n + 1,
+                     g->offsets.len);
+        return -1;
+    }
+    return check_mask_len(&g->blocked, "blocked", "n", n);
+}
+
+/* (offsets, targets) is a CSR graph over n nodes: offsets runs
+   non-decreasing from 0 to len(targets), every target, source and fallback
+   root is in [0, n). */
+static int
+graph_args_check(const graph_args *g)
+{
+    Py_ssize_t n = g->n;
+    const int64_t *off = g->offsets.data;
+    if (off[0] != 0) {
+        PyErr_SetString(PyExc_ValueError, "offsets[0] must be 0");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (off[i + 1] < off[i]) {
+            PyErr_Format(PyExc_ValueError, "offsets must be non-decreasing (at %zd)", i + 1);
+            return -1;
+        }
+    }
+    if (off[n] != g->targets.len) {
+        PyErr_Format(PyExc_ValueError, "offsets[n] must equal len(targets) = %zd, not %lld",
+                     g->targets.len, (long long)off[n]);
+        return -1;
+    }
+    if (check_nodes("targets", &g->targets, n) < 0
+        || check_nodes("sources", &g->sources, n) < 0) {
+        return -1;
+    }
+    return check_nodes("fallback", &g->fallback, n);
+}
+
+static void
+graph_args_release(graph_args *g)
+{
+    i64_in_release(&g->offsets);
+    i64_in_release(&g->targets);
+    i64_in_release(&g->sources);
+    mask_in_release(&g->blocked);
+    i64_in_release(&g->fallback);
+}
+
+/* ------------------------------------------------------------------------- */
+/* bfs                                                                       */
+/* ------------------------------------------------------------------------- */
+
+PyDoc_STRVAR(bfs_doc,
+"bfs(n, offsets, targets, sources, /, blocked=None, fallback=None)\n--\n\n"
+"Multi-source breadth-first search: (parent, dist), the nodes no source reaches\n"
+"searched from the fallback nodes. Same result as heapalgo._bfs_py.");
+
+/* How many queue entries ahead to prefetch a node's offsets, and half that
+   for its successor list (whose start is known by then). */
+#define BFS_AHEAD 16
+
+/* Queue the nodes of roots not seen yet, in order, at distance 0. */
+static Py_ssize_t
+bfs_seed(const i64_in *roots, unsigned char *seen, int64_t *dist, int64_t *queue,
+         Py_ssize_t tail)
+{
+    for (Py_ssize_t k = 0; k < roots->len; k++) {
+        int64_t s = roots->data[k];
+        if (!seen[s]) {
+            seen[s] = 1;
+            dist[s] = 0;
+            queue[tail++] = s;
+        }
+    }
+    return tail;
+}
+
+/* Expand queue[head:tail], the roots just seeded, and everything queued
+   after them until the queue runs dry; the new tail comes back. */
+static Py_ssize_t
+bfs_expand(const int64_t *off, const int64_t *tg, unsigned char *seen, int64_t *parent,
+           int64_t *dist, int64_t *queue, Py_ssize_t head, Py_ssize_t tail)
+{
+    /* Level by level: the nodes queued before level_end are expanded at
+       distance d - 1, so d need not be read back from dist. */
+    int64_t d = 1;
+    Py_ssize_t level_end = tail;
+    while (head < tail) {
+        if (head == level_end) {
+            d++;
+            level_end = tail;
+        }
+        if (head + BFS_AHEAD < tail) {
+            __builtin_prefetch(&off[queue[head + BFS_AHEAD]]);
+        }
+        if (head + BFS_AHEAD / 2 < tail) {
+            __builtin_prefetch(&tg[off[queue[head + BFS_AHEAD / 2]]]);
+        }
+        int64_t v = queue[head++];
+        for (int64_t pos = off[v], end = off[v + 1]; pos < end; pos++) {
+            int64_t w = tg[pos];
+            if (!seen[w]) {
+                seen[w] = 1;
+                dist[w] = d;
+                parent[w] = v;
+                queue[tail++] = w;
+            }
+        }
+    }
+    return tail;
+}
+
+static PyObject *
+heap_bfs(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"", "", "", "", "blocked", "fallback", NULL};
+    heap_state *st = get_state(module);
+    Py_ssize_t n;
+    PyObject *o_offsets, *o_targets, *o_sources, *o_blocked = Py_None, *o_fallback = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nOOO|OO:bfs", kwlist, &n, &o_offsets,
+                                     &o_targets, &o_sources, &o_blocked, &o_fallback)) {
+        return NULL;
+    }
+    graph_args g;
+    q_out out_parent, out_dist;
+    memset(&out_parent, 0, sizeof(out_parent));
+    memset(&out_dist, 0, sizeof(out_dist));
+    int64_t *queue = NULL;
+    unsigned char *seen = NULL;
+    PyObject *result = NULL;
+
+    if (graph_args_get(&g, n, o_offsets, o_targets, o_sources, o_blocked, o_fallback) < 0
+        || q_out_new(st, n, -1, &out_parent) < 0
+        || q_out_new(st, n, -1, &out_dist) < 0
+        || graph_args_check(&g) < 0
+        || (queue = alloc_i64(n)) == NULL
+        || (seen = alloc_mask_copy(g.blocked.data, n)) == NULL) {
+        goto done;
+    }
+    const int64_t *off = g.offsets.data, *tg = g.targets.data;
+    int64_t *parent = out_parent.data, *dist = out_dist.data;
+
+    /* seen (1 byte a node, so it stays in cache) starts as the blocked mask:
+       a blocked node looks already reached and is never entered.  The
+       fallback phase goes on in the same queue once the sources' has run
+       dry, so what they reached stays seen and is never entered again; every
+       node is queued at most once over both, so n entries are enough. */
+    Py_ssize_t tail = bfs_seed(&g.sources, seen, dist, queue, 0);
+    tail = bfs_expand(off, tg, seen, parent, dist, queue, 0, tail);
+    Py_ssize_t head = tail;
+    tail = bfs_seed(&g.fallback, seen, dist, queue, tail);
+    bfs_expand(off, tg, seen, parent, dist, queue, head, tail);
+
+    PyObject *a_parent = q_out_finish(&out_parent, 1);
+    PyObject *a_dist = q_out_finish(&out_dist, 1);
+    result = PyTuple_Pack(2, a_parent, a_dist);
+    Py_DECREF(a_parent);
+    Py_DECREF(a_dist);
+
+done:
+    q_out_finish(&out_parent, 0);
+    q_out_finish(&out_dist, 0);
+    graph_args_release(&g);
+    free(queue);
+    free(seen);
+    return result;
+}
+
+/* ------------------------------------------------------------------------- */
+/* referrers                                                                 */
+/* ------------------------------------------------------------------------- */
+
+PyDoc_STRVAR(referrers_doc,
+"referrers(n, offsets, targets, node, /)\n--\n\n"
+"The nodes with an edge to node, ascending. Same result as heapalgo._referrers_py.");
+
+static PyObject *
+heap_referrers(PyObject *module, PyObject *args)
+{
+    heap_state *st = get_state(module);
+    Py_ssize_t n;
+    PyObject *o_offsets, *o_targets, *o_node;
+    if (!PyArg_ParseTuple(args, "nOOO:referrers", &n, &o_offsets, &o_targets, &o_node)) {
+        return NULL;
+    }
+    graph_args g;
+    int64_t *found = NULL;
+    q_out out;
+    memset(&out, 0, sizeof(out));
+    PyObject *node_index = NULL, *result = NULL;
+
+    if (graph_args_get(&g, n, o_offsets, o_targets, NULL, NULL, NULL) < 0
+        || (node_index = PyNumber_Index(o_node)) == NULL
+        || graph_args_check(&g) < 0) {
+        goto done;
+    }
+    int overflow = 0;
+    long long node = PyLong_AsLongLongAndOverflow(node_index, &overflow);
+    if (node == -1 && PyErr_Occurred()) {
+        goto done;
+    }
+    if (overflow != 0 || node < 0 || node >= n) {
+        PyErr_Format(PyExc_ValueError, "node = %S is not a node in [0, %zd)", node_index, n);
+        goto done;
+    }
+    const int64_t *off = g.offsets.data, *tg = g.targets.data;
+    /* Count, then collect into scratch: the output array is made only once
+       the input has been read. */
+    Py_ssize_t count = 0;
+    for (Py_ssize_t u = 0; u < n; u++) {
+        for (int64_t pos = off[u], end = off[u + 1]; pos < end; pos++) {
+            if (tg[pos] == node) {
+                count++;
+                break;
+            }
+        }
+    }
+    if ((found = alloc_i64(count)) == NULL) {
+        goto done;
+    }
+    Py_ssize_t k = 0;
+    for (Py_ssize_t u = 0; u < n && k < count; u++) {
+        for (int64_t pos = off[u], end = off[u + 1]; pos < end; pos++) {
+            if (tg[pos] == node) {
+                found[k++] = u;
+                break;
+            }
+        }
+    }
+    if (q_out_new(st, count, 0, &out) < 0) {
+        goto done;
+    }
+    if (count > 0) {
+        memcpy(out.data, found, (size_t)count * sizeof(int64_t));
+    }
+    result = q_out_finish(&out, 1);
+
+done:
+    graph_args_release(&g);
+    q_out_finish(&out, 0);
+    Py_XDECREF(node_index);
+    free(found);
+    return result;
+}
+
+/* ------------------------------------------------------------------------- */
+/* dominators                                                                */
+/* ------------------------------------------------------------------------- */
+
+PyDoc_STRVAR(dominators_doc,
+"dominators(n, offsets, targets, sources, /, blocked=None)\n--\n\n"
+"Dominator tree under a virtual root whose successors are sources: (idom, order).\n"
+"Same result as heapalgo._dominators_py.");
+
+/*
+ * Semi-NCA (Georgiadis' variant of Lengauer-Tarjan).  Vertices are numbered
+ * in DFS preorder, 0 being the virtual root and 1..N the reachable nodes.
+ *
+ *   1. DFS from the root: vert[i] = node, anc = idom = DFS parent (numbers).
+ *   2. Predecessor lists, by node id, of the reachable nodes, holding
+ *      numbers; the root (0) is a predecessor of each source.
+ *   3. Semidominators for i = N..1: semi[i] = the least of p (predecessors
+ *      p <= i) and of the semis on the tree path from p up to, not including,
+ *      the first vertex numbered <= i (predecessors p > i).  The vertices
+ *      > i are exactly those already linked into the forest, so anc doubles
+ *      as the forest, compressed as eval goes, and needs no link step.  Only
+ *      the least semi on a path is ever used, never the vertex holding it,
+ *      so the forest keeps that value (lsemi) instead of the usual label.
+ *   4. idom[i] = the nearest common dominator-tree ancestor of semi[i] and
+ *      the DFS parent: walk idom up from the parent until reaching a number
+ *      <= semi[i].  Going in preorder, everything above i is final.
+ *
+ * Vertex numbers are int32 (one 16-byte record per vertex): memory traffic,
+ * not arithmetic, is what these passes cost.
+ */
+typedef int32_t vid_t;
+#define DOM_MAX_NODES (INT32_MAX - 1)
+
+typedef struct {
+    vid_t anc;
+    vid_t lsemi; /* least semi from here up to the forest root, excluded */
+    vid_t semi;
+    vid_t idom;
+} dom_info;
+
+/* The least semi on the forest path from v (linked: v >= last) up to its
+   root, compressing the path on the way.  stack has room for every vertex. */
+static inline vid_t
+dom_eval(vid_t v, vid_t last, dom_info *info, vid_t *stack)
+{
+    if (info[v].anc < last) {
+        return info[v].lsemi;
+    }
+    Py_ssize_t sp = 0;
+    vid_t x = v;
+    do {
+        stack[sp++] = x;
+        x = info[x].anc;
+    } while (info[x].anc >= last);
+    /* x is the topmost linked vertex: its lsemi covers the path above it,
+       and everything below gets linked straight to the root. */
+    vid_t root = info[x].anc;
+    vid_t best = info[x].lsemi;
+    while (sp > 0) {
+        dom_info *y = &info[stack[--sp]];
+        y->anc = root;
+        if (best < y->lsemi) {
+            y->lsemi = best;
+        }
+        else {
+            best = y->lsemi;
+        }
+    }
+    return best;
+}
+
+/* Prefetch distances: successors of the DFS node being left, vertices of
+   the semidominator pass. */
+#define DFS_AHEAD 8
+#define DOM_AHEAD 6
+
+static PyObject *
+heap_dominators(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"", "", "", "", "blocked", NULL};
+    heap_state *st = get_state(module);
+    Py_ssize_t n;
+    PyObject *o_offsets, *o_targets, *o_sources, *o_blocked = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "nOOO|O:dominators", kwlist, &n, &o_offsets,
+                                     &o_targets, &o_sources, &o_blocked)) {
+        return NULL;
+    }
+    graph_args g;
+    q_out out_idom, out_order;
+    memset(&out_idom, 0, sizeof(out_idom));
+    memset(&out_order, 0, sizeof(out_order));
+    unsigned char *seen = NULL;
+    vid_t *number = NULL, *vert = NULL, *stack_v = NULL, *preds = NULL;
+    int64_t *stack_pos = NULL, *stack_end = NULL, *pred_off = NULL;
+    dom_info *info = NULL;
+    PyObject *result = NULL;
+
+    if (graph_args_get(&g, n, o_offsets, o_targets, o_sources, o_blocked, NULL) < 0) {
+        goto done;
+    }
+    if (n > DOM_MAX_NODES) {
+        PyErr_Format(PyExc_ValueError, "n = %zd is more than the %d nodes dominators handles",
+                     n, DOM_MAX_NODES);
+        goto done;
+    }
+    if (q_out_new(st, n, -2, &out_idom) < 0
+        || graph_args_check(&g) < 0
+        || (seen = alloc_mask_copy(g.blocked.data, n)) == NULL
+        || (number = ALLOC_N(vid_t, n)) == NULL
+        || (vert = ALLOC_N(vid_t, n + 1)) == NULL
+        || (info = ALLOC_N(dom_info, n + 1)) == NULL
+        || (stack_v = ALLOC_N(vid_t, n)) == NULL
+        || (stack_pos = ALLOC_N(int64_t, n)) == NULL
+        || (stack_end = ALLOC_N(int64_t, n)) == NULL) {
+        goto done;
+    }
+    const int64_t *off = g.offsets.data, *tg = g.targets.data;
+    const int64_t *sources = g.sources.data;
+    const unsigned char *blocked = g.blocked.data;
+    Py_ssize_t nsources = g.sources.len;
+
+    /* 1. Iterative DFS; seen starts as the blocked mask, so blocked nodes
+       are never entered.  A stack frame keeps its node's edge range, so
+       coming back to a node rereads no offsets. */
+    vid_t count = 0;
+    vert[0] = -1;
+    info[0].anc = info[0].idom = 0;
+    for (Py_ssize_t k = 0; k < nsources; k++) {
+        int64_t s = sources[k];
+        if (seen[s]) {
+            continue;
+        }
+        seen[s] = 1;
+        number[s] = ++count;
+        vert[count] = (vid_t)s;
+        info[count].anc = info[count].idom = 0;
+        stack_v[0] = count;
+        stack_pos[0] = off[s];
+        stack_end[0] = off[s + 1];
+        Py_ssize_t sp = 1;
+        while (sp > 0) {
+            Py_ssize_t top = sp - 1;
+            int64_t pos = stack_pos[top], end = stack_end[top];
+            int pushed = 0;
+            while (pos < end) {
+                int64_t w = tg[pos++];
+                if (!seen[w]) {
+                    stack_pos[top] = pos;
+                    seen[w] = 1;
+                    number[w] = ++count;
+                    vert[count] = (vid_t)w;
+                    info[count].anc = info[count].idom = stack_v[top];
+                    stack_v[sp] = count;
+                    stack_pos[sp] = off[w];
+                    stack_end[sp] = off[w + 1];
+                    sp++;
+                    pushed = 1;
+                    break;
+                }
+            }
+            if (!pushed) {
+                sp--;
+            }
+            else {
+                /* The node just entered is explored first; the successors
+                   after it come next when the search gets back here, so
+                   start fetching their offsets now. */
+                int64_t ahead = stack_end[top] - pos;
+                if (ahead > DFS_AHEAD) {
+                    ahead = DFS_AHEAD;
+                }
+                for (int64_t q = pos; q < pos + ahead; q++) {
+                    __builtin_prefetch(&off[tg[q]]);
+                }
+            }
+        }
+    }
+    free(stack_v);
+    stack_v = NULL;
+    free(stack_pos);
+    stack_pos = NULL;
+    free(stack_end);
+    stack_end = NULL;
+
+    /* 2. Predecessor lists in CSR form by node id, nodes scanned in id order
+       so offsets and targets are read sequentially.  Count w's predecessors
+       into pred_off[w + 2] and prefix-sum, so pred_off[w + 1] is where w's
+       list starts; filling with pred_off[w + 1] as the cursor leaves it where
+       the list ends, so w's list is then pred_off[w] .. pred_off[w + 1].
+       Every non-blocked successor of a reachable node is reachable. */
+    if ((pred_off = alloc_i64_filled(n + 2, 0)) == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t v = 0; v < n; v++) {
+        if (!seen[v] || (blocked != NULL && blocked[v])) {
+            continue;
+        }
+        for (int64_t pos = off[v], end = off[v + 1]; pos < end; pos++) {
+            int64_t w = tg[pos];
+            if (blocked == NULL || !blocked[w]) {
+                pred_off[w + 2]++;
+            }
+        }
+    }
+    for (Py_ssize_t k = 0; k < nsources; k++) {
+        int64_t s = sources[k];
+        if (blocked == NULL || !blocked[s]) {
+            pred_off[s + 2]++;
+        }
+    }
+    for (Py_ssize_t w = 1; w <= n + 1; w++) {
+        pred_off[w] += pred_off[w - 1];
+    }
+    if ((preds = ALLOC_N(vid_t, pred_off[n + 1])) == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t v = 0; v < n; v++) {
+        if (!seen[v] || (blocked != NULL && blocked[v])) {
+            continue;
+        }
+        vid_t i = number[v];
+        for (int64_t pos = off[v], end = off[v + 1]; pos < end; pos++) {
+            int64_t w = tg[pos];
+            if (blocked == NULL || !blocked[w]) {
+                preds[pred_off[w + 1]++] = i;
+            }
+        }
+    }
+    for (Py_ssize_t k = 0; k < nsources; k++) {
+        int64_t s = sources[k];
+        if (blocked == NULL || !blocked[s]) {
+            preds[pred_off[s + 1]++] = 0;
+        }
+    }
+    free(seen);
+    seen = NULL;
+
+    /* 3. Semidominators.  number is no longer needed and becomes eval's
+       stack.  The loop is a chain of cache misses, so the predecessor lists
+       and the records they point at are prefetched a few vertices ahead. */
+    vid_t *eval_stack = number;
+    for (vid_t i = 0; i <= count; i++) {
+        info[i].semi = info[i].lsemi = i;
+    }
+    for (vid_t i = count; i >= 1; i--) {
+        if (i > 3 * DOM_AHEAD) {
+            __builtin_prefetch(&pred_off[vert[i - 3 * DOM_AHEAD]]);
+            __builtin_prefetch(&preds[pred_off[vert[i - 2 * DOM_AHEAD]]]);
+            int64_t a = vert[i - DOM_AHEAD];
+            int64_t end = pred_off[a + 1];
+            if (end - pred_off[a] > 4 * DOM_AHEAD) {
+                end = pred_off[a] + 4 * DOM_AHEAD;
+            }
+            for (int64_t k = pred_off[a]; k < end; k++) {
+                __builtin_prefetch(&info[preds[k]]);
+            }
+        }
+        int64_t v = vert[i];
+        vid_t s = info[i].idom;
+        for (int64_t k = pred_off[v], end = pred_off[v + 1]; k < end; k++) {
+            vid_t p = preds[k];
+            /* A p <= i is not linked yet: its path is p alone, semi p. */
+            vid_t c = p <= i ? p : dom_eval(p, i + 1, info, eval_stack);
+            if (c < s) {
+                s = c;
+            }
+        }
+        info[i].semi = info[i].lsemi = s;
+    }
+
+    free(number);
+    number = NULL;
+    free(pred_off);
+    pred_off = NULL;
+    free(preds);
+    preds = NULL;
+
+    /* 4. Immediate dominators. */
+    for (vid_t i = 1; i <= count; i++) {
+        vid_t s = info[i].semi;
+        vid_t c = info[i].idom;
+        while (c > s) {
+            c = info[c].idom;
+        }
+        info[i].idom = c;
+    }
+
+    int64_t *out = out_idom.data;
+    if (q_out_new(st, count, 0, &out_order) < 0) {
+        goto done;
+    }
+    for (vid_t i = 1; i <= count; i++) {
+        vid_t d = info[i].idom;
+        out[vert[i]] = d == 0 ? -1 : vert[d];
+        out_order.data[i - 1] = vert[i];
+    }
+    PyObject *a_idom = q_out_finish(&out_idom, 1);
+    PyObject *a_order = q_out_finish(&out_order, 1);
+    result = PyTuple_Pack(2, a_idom, a_order);
+    Py_DECREF(a_idom);
+    Py_DECREF(a_order);
+
+done:
+    q_out_finish(&out_idom, 0);
+    q_out_finish(&out_order, 0);
+    graph_args_release(&g);
+    free(seen);
+    free(number);
+    free(vert);
+    free(info);
+    free(stack_v);
+    free(stack_pos);
+    free(stack_end);
+    free(pred_off);
+    free(preds);
+    return result;
+}
+
+/* ------------------------------------------------------------------------- */
+/* retained_sizes                                                            */
+/* ------------------------------------------------------------------------- */
+
+PyDoc_STRVAR(retained_sizes_doc,
+"retained_sizes(idom, order, sizes, /)\n--\n\n"
+"Sum of sizes over each node's dominator subtree. Same result as\n"
+"heapalgo._retained_sizes_py.");
+
+static PyObject *
+heap_retained_sizes(PyObject *module, PyObject *args)
+{
+    heap_state *st = get_state(module);
+    PyObject *o_idom, *o_order, *o_sizes;
+    if (!PyArg_ParseTuple(args, "OOO:retained_sizes", &o_idom, &o_order, &o_sizes)) {
+        return NULL;
+    }
+    i64_in idom_in, order_in, sizes_in;
+    memset(&idom_in, 0, sizeof(idom_in));
+    memset(&order_in, 0, sizeof(order_in));
+    memset(&sizes_in, 0, sizeof(sizes_in));
+    q_out out_ret;
+    memset(&out_ret, 0, sizeof(out_ret));
+    int64_t *pos = NULL;
+    PyObject *result = NULL;
+
+    if (i64_in_get(o_idom, "idom", &idom_in) < 0
+        || i64_in_get(o_order, "order", &order_in) < 0
+        || i64_in_get(o_sizes, "sizes", &sizes_in) < 0) {
+        goto done;
+    }
+    Py_ssize_t n = idom_in.len;
+    const int64_t *idom = idom_in.data, *order = order_in.data, *sizes = sizes_in.data;
+    Py_ssize_t norder = order_in.len;
+    if (sizes_in.len != n) {
+        PyErr_Format(PyExc_ValueError, "sizes must have len(idom) = %zd items, not %zd", n,
+                     sizes_in.len);
+        goto done;
+    }
+    if (q_out_new(st, n, 0, &out_ret) < 0 || (pos = alloc_i64_filled(n, -1)) == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < norder; k++) {
+        int64_t v = order[k];
+        if (v < 0 || v >= n) {
+            PyErr_Format(PyExc_ValueError, "order[%zd] = %lld is not a node in [0, %zd)", k,
+                         (long long)v, n);
+            goto done;
+        }
+        if (pos[v] != -1) {
+            PyErr_Format(PyExc_ValueError, "order[%zd] = %lld repeats order[%lld]", k,
+                         (long long)v, (long long)pos[v]);
+            goto done;
+        }
+        pos[v] = k;
+    }
+    for (Py_ssize_t v = 0; v < n; v++) {
+        int64_t d = idom[v];
+        if (sizes[v] < 0) {
+            PyErr_Format(PyExc_ValueError, "sizes[%zd] = %lld is negative", v,
+                         (long long)sizes[v]);
+            goto done;
+        }
+        if (d < -2 || d >= n) {
+            PyErr_Format(PyExc_ValueError,
+                         "idom[%zd] = %lld is neither -2, -1 nor a node in [0, %zd)", v,
+                         (long long)d, n);
+            goto done;
+        }
+        if (pos[v] == -1) {
+            if (d != -2) {
+                PyErr_Format(PyExc_ValueError, "idom[%zd] = %lld but node %zd is not in order", v,
+                             (long long)d, v);
+                goto done;
+            }
+        }
+        else if (d == -2) {
+            PyErr_Format(PyExc_ValueError, "idom[%zd] = -2 but node %zd is in order", v, v);
+            goto done;
+        }
+        else if (d >= 0 && (pos[d] == -1 || pos[d] >= pos[v])) {
+            PyErr_Format(PyExc_ValueError,
+                         "idom[%zd] = %lld does not come before node %zd in order", v,
+                         (long long)d, v);
+            goto done;
+        }
+    }
+    int64_t *ret = out_ret.data;
+    for (Py_ssize_t k = 0; k < norder; k++) {
+        ret[order[k]] = sizes[order[k]];
+    }
+    for (Py_ssize_t k = norder - 1; k >= 0; k--) {
+        int64_t v = order[k];
+        int64_t d = idom[v];
+        if (d >= 0 && __builtin_add_overflow(ret[d], ret[v], &ret[d])) {
+            PyErr_SetString(PyExc_OverflowError, "retained sizes do not fit in 64 bits");
+            goto done;
+        }
+    }
+    result = q_out_finish(&out_ret, 1);
+
+done:
+    q_out_finish(&out_ret, 0);
+    i64_in_release(&idom_in);
+    i64_in_release(&order_in);
+    i64_in_release(&sizes_in);
+    free(pos);
+    return result;
+}
+
+/* ------------------------------------------------------------------------- */
+/* top_indices                                                               */
+/* ------------------------------------------------------------------------- */
+
+PyDoc_STRVAR(top_indices_doc,
+"top_indices(values, k, /, eligible=None)\n--\n\n"
+"Indices of the k largest values, largest first, ties by lower index.\n"
+"Same result as heapalgo._top_indices_py.");
+
+/* a ranks before b: larger value, or equal value and lower index. */
+static inline int
+ranks_before(const int64_t *values, int64_t a, int64_t b)
+{
+    return values[a] > values[b] || (values[a] == values[b] && a < b);
+}
+
+/* Restore the heap below slot i; heap[0] is the item ranking last. */
+static void
+sift_down(int64_t *heap, Py_ssize_t size, Py_ssize_t i, const int64_t *values)
+{
+    int64_t item = heap[i];
+    for (;;) {
+        Py_ssize_t child = 2 * i + 1;
+        if (child >= size) {
+            break;
+        }
+        if (child + 1 < size && ranks_before(values, heap[child], heap[child + 1])) {
+            child++;
+        }
+        if (!ranks_before(values, item, heap[child])) {
+            break;
+        }
+        heap[i] = heap[child];
+        i = child;
+    }
+    heap[i] = item;
+}
+
+static PyObject *
+heap_top_indices(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"", "", "eligible", NULL};
+    heap_state *st = get_state(module);
+    PyObject *o_values, *o_k, *o_eligible = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O:top_indices", kwlist, &o_values, &o_k,
+                                     &o_eligible)) {
+        return NULL;
+    }
+    /* Any int: a k beyond Py_ssize_t just means all of them. */
+    PyObject *k_index = PyNumber_Index(o_k);
+    if (k_index == NULL) {
+        return NULL;
+    }
+    Py_ssize_t k = PyNumber_AsSsize_t(k_index, NULL);
+    Py_DECREF(k_index);
+    i64_in values_in;
+    memset(&values_in, 0, sizeof(values_in));
+    mask_in eligible;
+    memset(&eligible, 0, sizeof(eligible));
+    q_out out_top;
+    memset(&out_top, 0, sizeof(out_top));
+    int64_t *heap = NULL;
+    PyObject *result = NULL;
+
+    if (k < 0) {
+        PyErr_SetString(PyExc_ValueError, "k must be >= 0");
+        goto done;
+    }
+    if (i64_in_get(o_values, "values", &values_in) < 0
+        || mask_in_get(o_eligible, "eligible", &eligible) < 0
+        || check_mask_len(&eligible, "eligible", "len(values)", values_in.len) < 0) {
+        goto done;
+    }
+    const int64_t *values = values_in.data;
+    const unsigned char *mask = eligible.data;
+    Py_ssize_t len = values_in.len;
+    if (k > len) {
+        k = len;
+    }
+    /* A heap of the best k so far, the one ranking last on top; then sorted
+       in place by moving the last-ranked to the back, one at a time. */
+    if ((heap = alloc_i64(k)) == NULL) {
+        goto done;
+    }
+    Py_ssize_t size = 0;
+    if (k > 0) {
+        for (Py_ssize_t i = 0; i < len; i++) {
+            if (mask != NULL && !mask[i]) {
+                continue;
+            }
+            if (size < k) {
+                /* sift up */
+                Py_ssize_t j = size++;
+                while (j > 0) {
+                    Py_ssize_t up = (j - 1) / 2;
+                    if (!ranks_before(values, heap[up], i)) {
+                        break;
+                    }
+                    heap[j] = heap[up];
+                    j = up;
+                }
+                heap[j] = i;
+            }
+            else if (ranks_before(values, i, heap[0])) {
+                heap[0] = i;
+                sift_down(heap, size, 0, values);
+            }
+        }
+    }
+    Py_ssize_t found = size;
+    while (size > 1) {
+        int64_t last = heap[0];
+        heap[0] = heap[--size];
+        sift_down(heap, size, 0, values);
+        heap[size] = last;
+    }
+    if (q_out_new(st, found, 0, &out_top) < 0) {
+        goto done;
+    }
+    if (found > 0) {
+        memcpy(out_top.data, heap, (size_t)found * sizeof(int64_t));
+    }
+    result = q_out_finish(&out_top, 1);
+
+done:
+    q_out_finish(&out_top, 0);
+    i64_in_release(&values_in);
+    mask_in_release(&eligible);
+    free(heap);
+    return result;
+}
+
+/* ------------------------------------------------------------------------- */
+/* positions                                                                 */
+/* ------------------------------------------------------------------------- */
+
+PyDoc_STRVAR(positions_doc,
+"positions(addresses, queries, /)\n--\n\n"
+"For each query, the index of its first occurrence in addresses, or -1.\n"
+"Same result as heapalgo._positions_py.");
+
+/* One slot of the open-addressing table of the distinct queries. */
+typedef struct {
+    int64_t key;
+    int64_t first; /* POS_EMPTY, POS_MISSING (not seen yet) or an index */
+} pos_slot;
+
+#define POS_EMPTY (-2)
+#define POS_MISSING (-1)
+
+/* Fibonacci hashing: the multiply spreads addresses, which differ mostly in
+   their middle bits, over the top bits, which are the ones used. */
+static inline uint64_t
+pos_hash(int64_t key)
+{
+    return (uint64_t)key * UINT64_C(0x9E3779B97F4A7C15);
+}
+
+/* The word of the filter holding the bit for hash h, and the bit. */
+#define POS_FILTER_WORD(filter, h, fshift) ((filter)[((h) >> (fshift)) >> 6])
+#define POS_FILTER_BIT(h, fshift) (UINT64_C(1) << (((h) >> (fshift)) & 63))
+
+/* The slot holding key (hash h), or the empty slot where it belongs. */
+static inline pos_slot *
+pos_find(pos_slot *table, size_t mask, int shift, uint64_t h, int64_t key)
+{
+    size_t i = (size_t)(h >> shift);
+    while (table[i].first != POS_EMPTY && table[i].key != key) {
+        i = (i + 1) & mask;
+    }
+    return &table[i];
+}
+
+static PyObject *
+heap_positions(PyObject *module, PyObject *args)
+{
+    heap_state *st = get_state(module);
+    PyObject *o_addresses, *o_queries;
+    if (!PyArg_ParseTuple(args, "OO:positions", &o_addresses, &o_queries)) {
+        return NULL;
+    }
+    i64_in addresses_in, queries_in;
+    memset(&addresses_in, 0, sizeof(addresses_in));
+    memset(&queries_in, 0, sizeof(queries_in));
+    q_out out_pos;
+    memset(&out_pos, 0, sizeof(out_pos));
+    pos_slot *table = NULL;
+    uint64_t *filter = NULL;
+    PyObject *result = NULL;
+
+    if (i64_in_get(o_addresses, "addresses", &addresses_in) < 0
+        || i64_in_get(o_queries, "queries", &queries_in) < 0) {
+        goto done;
+    }
+    const int64_t *addresses = addresses_in.data, *queries = queries_in.data;
+    Py_ssize_t naddresses = addresses_in.len, nqueries = queries_in.len;
+    /* A power of two at least twice the queries (at most half full), 16 at
+       least; nqueries is at most PY_SSIZE_T_MAX / 8 (8-byte items), so this
+       cannot overflow. */
+    int bits = 4;
+    while (((Py_ssize_t)1 << bits) < 2 * nqueries) {
+        bits++;
+    }
+    size_t size = (size_t)1 << bits, mask = size - 1;
+    int shift = 64 - bits;
+    /* In front of the table, a filter of 32 bits a slot (at least 64 a
+       distinct query), each set where a query's hash lands: at most 1 in 64
+       of the addresses that are no query get past it, so the table (and
+       its unpredictable branches) is hardly reached but by hits.  (The cap
+       only keeps the shifts defined: a table that big fails to allocate.) */
+    int fbits = bits + 5 < 58 ? bits + 5 : 58;
+    int fshift = 64 - fbits;
+    if (q_out_new(st, nqueries, 0, &out_pos) < 0
+        || (table = ALLOC_N(pos_slot, (Py_ssize_t)size)) == NULL
+        || (filter = (uint64_t *)alloc_items((Py_ssize_t)1 << (fbits - 6), sizeof(uint64_t)))
+               == NULL) {
+        goto done;
+    }
+    for (size_t i = 0; i < size; i++) {
+        table[i].first = POS_EMPTY;
+    }
+    memset(filter, 0, ((size_t)1 << (fbits - 6)) * sizeof(uint64_t));
+    Py_ssize_t missing = 0; /* distinct queries not found yet */
+    for (Py_ssize_t k = 0; k < nqueries; k++) {
+        uint64_t h = pos_hash(queries[k]);
+        pos_slot *slot = pos_find(table, mask, shift, h, queries[k]);
+        if (slot->first == POS_EMPTY) {
+            slot->key = queries[k];
+            slot->first = POS_MISSING;
+            missing++;
+            POS_FILTER_WORD(filter, h, fshift) |= POS_FILTER_BIT(h, fshift);
+        }
+    }
+    /* The one pass: sequential reads of addresses, a filter and a table that
+       stay in cache for the few queries this is meant for (5,000 take 64 KiB
+       of filter, 256 KiB of table); it stops once every query is found. */
+    for (Py_ssize_t i = 0; i < naddresses && missing > 0; i++) {
+        uint64_t h = pos_hash(addresses[i]);
+        if (!(POS_FILTER_WORD(filter, h, fshift) & POS_FILTER_BIT(h, fshift))) {
+            continue;
+        }
+        pos_slot *slot = pos_find(table, mask, shift, h, addresses[i]);
+        if (slot->first == POS_MISSING) {
+            slot->first = i;
+            missing--;
+        }
+    }
+    for (Py_ssize_t k = 0; k < nqueries; k++) {
+        out_pos.data[k] = pos_find(table, mask, shift, pos_hash(queries[k]), queries[k])->first;
+    }
+    result = q_out_finish(&out_pos, 1);
+
+done:
+    q_out_finish(&out_pos, 0);
+    i64_in_release(&addresses_in);
+    i64_in_release(&queries_in);
+    free(table);
+    free(filter);
+    return result;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Module                                                                    */
+/* ------------------------------------------------------------------------- */
+
+static PyMethodDef heap_methods[] = {
+    {"bfs", (PyCFunction)(void (*)(void))heap_bfs, METH_VARARGS | METH_KEYWORDS, bfs_doc},
+    {"referrers", heap_referrers, METH_VARARGS, referrers_doc},
+    {"dominators", (PyCFunction)(void (*)(void))heap_dominators, METH_VARARGS | METH_KEYWORDS,
+     dominators_doc},
+    {"retained_sizes", heap_retained_sizes, METH_VARARGS, retained_sizes_doc},
+    {"top_indices", (PyCFunction)(void (*)(void))heap_top_indices, METH_VARARGS | METH_KEYWORDS,
+     top_indices_doc},
+    {"positions", heap_positions, METH_VARARGS, positions_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static int
+heap_exec(PyObject *module)
+{
+    heap_state *st = get_state(module);
+    PyObject *array_module = PyImport_ImportModule("array");
+    if (array_module == NULL) {
+        return -1;
+    }
+    PyObject *array_type = PyObject_GetAttrString(array_module, "array");
+    Py_DECREF(array_module);
+    if (array_type == NULL) {
+        return -1;
+    }
+    st->zero_item = PyObject_CallFunction(array_type, "C[i]", 'q', 0);
+    Py_DECREF(array_type);
+    return st->zero_item == NULL ? -1 : 0;
+}
+
+static int
+heap_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    heap_state *st = get_state(module);
+    if (st != NULL) {
+        Py_VISIT(st->zero_item);
+    }
+    return 0;
+}
+
+static int
+heap_clear(PyObject *module)
+{
+    heap_state *st = get_state(module);
+    if (st != NULL) {
+        Py_CLEAR(st->zero_item);
+    }
+    return 0;
+}
+
+static void
+heap_free(void *module)
+{
+    heap_clear((PyObject *)module);
+}
+
+static PyModuleDef_Slot heap_slots[] = {
+    {Py_mod_exec, heap_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef heap_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "cyclescope._heapalgo",
+    .m_doc = "C twins of the heap-graph algorithms in cyclescope.heapalgo.",
+    .m_size = sizeof(heap_state),
+    .m_methods = heap_methods,
+    .m_slots = heap_slots,
+    .m_traverse = heap_traverse,
+    .m_clear = heap_clear,
+    .m_free = heap_free,
+};
+
+PyMODINIT_FUNC
+PyInit__heapalgo(void)
+{
+    return PyModuleDef_Init(&heap_module);
+}
