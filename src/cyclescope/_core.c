@@ -1,11 +1,13 @@
 /*
- * cyclescope._core: C twins of the pure-Python graph functions in graph.py.
+ * cyclescope._core: C twins of the pure-Python graph functions in graph.py, and
+ * of the heap snapshot in heapgraph.py.
  *
  * Every function here must return exactly what its pure-Python reference returns
  * (_build_graph_py, _scc_py, _representatives_py, _attribute_py,
- * _component_totals_py, _cycle_shapes_py, _members_py); graph.py's
- * docstrings define the semantics and tests/unit/test_graph.py checks the two
- * against each other.  Nothing here may run user-defined Python code: references
+ * _component_totals_py, _cycle_shapes_py, _members_py, and heapgraph's
+ * _heap_graph_py); the docstrings there define the semantics and
+ * tests/unit/test_graph.py and test_heapgraph.py check the two against each
+ * other.  Nothing here may run user-defined Python code: references
  * are read through tp_traverse (as gc.get_referents does) and sizes only through
  * a __sizeof__ implemented in C.
  *
@@ -36,6 +38,10 @@
 
 #if PY_VERSION_HEX < 0x030A0000
 #error "cyclescope._core needs CPython 3.10 or later"
+#endif
+
+#if PY_VERSION_HEX < 0x030B0000
+#include <frameobject.h> /* PyFrame_Type; Python.h declares it from 3.11 on */
 #endif
 
 /* sizeof(PyGC_Head): two machine words.  The struct itself lives in internal
@@ -99,6 +105,31 @@ static void
 scratch_free(void *p)
 {
     free(p);
+}
+
+/* count zeroed items of item_size bytes, or NULL with MemoryError set.  calloc
+   skips the clearing when it maps fresh pages (which the kernel has zeroed), and
+   the pages are then not touched until used: huge pages can still be asked for. */
+static void *
+scratch_zeroed(Py_ssize_t count, size_t item_size)
+{
+    size_t n = count > 0 ? (size_t)count : 1;
+    void *p = NULL;
+    if (n <= SIZE_MAX / item_size) {
+        p = calloc(n, item_size);
+    }
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    uintptr_t start = ((uintptr_t)p + HUGE_PAGE_SIZE - 1) & ~(uintptr_t)(HUGE_PAGE_SIZE - 1);
+    uintptr_t end = ((uintptr_t)p + n * item_size) & ~(uintptr_t)(HUGE_PAGE_SIZE - 1);
+    if (end > start) {
+        (void)madvise((void *)start, end - start, MADV_HUGEPAGE);
+    }
+#endif
+    return p;
 }
 
 /* count items of item_size bytes, or NULL with MemoryError set. */
@@ -515,11 +546,10 @@ map_init(ptr_map *m, size_t expected)
         }
         cap *= 2;
     }
-    m->slots = (map_slot *)scratch_array((Py_ssize_t)cap, sizeof(map_slot));
+    m->slots = (map_slot *)scratch_zeroed((Py_ssize_t)cap, sizeof(map_slot));
     if (m->slots == NULL) {
         return -1;
     }
-    memset(m->slots, 0, cap * sizeof(map_slot));
     m->mask = cap - 1;
     m->used = 0;
     return 0;
@@ -576,16 +606,16 @@ map_put(ptr_map *m, const void *key, int32_t value)
     map_insert(m, key)->value = value;
 }
 
-/* Make room for one more key, doubling the table when it would pass 0.6 full.
-   Slots move whole (value and stamp). */
+/* Make room for `extra` more keys, growing the table when it would pass 0.6
+   full.  Slots move whole (value and stamp). */
 static int
-map_reserve(ptr_map *m)
+map_reserve_n(ptr_map *m, size_t extra)
 {
-    if (m->used + 1 <= (m->mask + 1) / 5 * 3) {
+    if (m->used + extra <= (m->mask + 1) / 5 * 3) {
         return 0;
     }
     ptr_map bigger;
-    if (map_init(&bigger, m->used + 1) < 0) {
+    if (map_init(&bigger, m->used + extra) < 0) {
         return -1;
     }
     for (size_t i = 0; i <= m->mask; i++) {
@@ -596,6 +626,13 @@ map_reserve(ptr_map *m)
     map_free(m);
     *m = bigger;
     return 0;
+}
+
+/* Make room for one more key. */
+static int
+map_reserve(ptr_map *m)
+{
+    return map_reserve_n(m, 1);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -711,12 +748,12 @@ got_result:
 }
 
 /* graph.safe_sizeof: sys.getsizeof when __sizeof__ is C code, else tp_basicsize
-   plus the GC header.  Returns 0 with *out set, or -1 with an exception set. */
+   plus the GC header.  descr is what _PyType_Lookup finds for __sizeof__ on the
+   object's type (borrowed).  Returns 0 with *out set, or -1 with an exception set. */
 static int
-safe_sizeof(core_state *st, PyObject *obj, int64_t *out)
+safe_sizeof_with(PyObject *obj, PyObject *descr, int64_t *out)
 {
     PyTypeObject *tp = Py_TYPE(obj);
-    PyObject *descr = _PyType_Lookup(tp, st->str_sizeof); /* borrowed */
     if (descr != NULL
         && (Py_IS_TYPE(descr, &PyMethodDescr_Type) || Py_IS_TYPE(descr, &PyWrapperDescr_Type))) {
         /* The call may in principle drop the type's last reference to descr. */
@@ -742,6 +779,12 @@ safe_sizeof(core_state *st, PyObject *obj, int64_t *out)
     }
     *out = size;
     return 0;
+}
+
+static int
+safe_sizeof(core_state *st, PyObject *obj, int64_t *out)
+{
+    return safe_sizeof_with(obj, _PyType_Lookup(Py_TYPE(obj), st->str_sizeof), out);
 }
 
 /* The size every instance of tp has, when safe_sizeof would only ever return
@@ -1591,6 +1634,477 @@ core_move_tail(PyObject *module, PyObject *args)
     }
 #endif
     return PyLong_FromSsize_t(count);
+}
+
+/* ------------------------------------------------------------------------- */
+/* heap_snapshot                                                             */
+/* ------------------------------------------------------------------------- */
+
+/* heap_snapshot holds no reference to the objects it traverses: until the
+   closure is complete and every reference count read, it runs no code that
+   could free one.  Traversal and lookups run nothing; the sizes asked on the
+   way come from the __sizeof__ of core types (below), which only compute;
+   and the collector is off, so that no allocation (the size's int, an
+   exception) can start a collection.  Objects whose __sizeof__ is any other C
+   code are sized at the end, each held meanwhile. */
+
+/* A growable byte array. */
+typedef struct {
+    unsigned char *data;
+    Py_ssize_t len;
+    Py_ssize_t cap;
+} byte_vec;
+
+/* Room for `extra` more items of item_size bytes in the scratch block *data
+   (*cap items, len in use), doubling it and copying the items over.  Unlike
+   vec_reserve's realloc, scratch blocks get huge pages: for arrays of millions
+   of items a 4 KiB page fault costs about as much as writing the page. */
+static int
+scratch_reserve(void **data, Py_ssize_t *cap, Py_ssize_t len, Py_ssize_t extra, size_t item_size)
+{
+    if (*cap - len >= extra) {
+        return 0;
+    }
+    Py_ssize_t grown_cap = *cap > 0 ? *cap : 64;
+    while (grown_cap - len < extra) {
+        if (grown_cap > PY_SSIZE_T_MAX / 2 / (Py_ssize_t)item_size) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        grown_cap *= 2;
+    }
+    void *grown = scratch_array(grown_cap, item_size);
+    if (grown == NULL) {
+        return -1;
+    }
+    if (len > 0) {
+        memcpy(grown, *data, (size_t)len * item_size);
+    }
+    scratch_free(*data);
+    *data = grown;
+    *cap = grown_cap;
+    return 0;
+}
+
+#define HEAP_RESERVE(vec, extra)                                                  \
+    ((vec)->cap - (vec)->len >= (extra)                                          \
+         ? 0                                                                      \
+         : scratch_reserve((void **)&(vec)->data, &(vec)->cap, (vec)->len, (extra), \
+                           sizeof(*(vec)->data)))
+
+/* Per type: a size every instance has (>= 0), or how to ask the object. */
+#define SIZE_ASK_NOW (-1)   /* a core type's __sizeof__: computes, runs nothing */
+#define SIZE_ASK_LATER (-2) /* any other: once the closure is done, object held */
+
+/* The types whose own __sizeof__ (a METH_NOARGS method) only computes a number
+   from the object's fields. */
+static int
+is_core_sizeof_owner(PyTypeObject *owner)
+{
+    return owner == &PyBaseObject_Type || owner == &PyList_Type || owner == &PyDict_Type
+           || owner == &PyUnicode_Type || owner == &PyLong_Type || owner == &PySet_Type
+           || owner == &PyFrozenSet_Type || owner == &PyByteArray_Type || owner == &PyType_Type
+           || owner == &PyCode_Type || owner == &PyFrame_Type || owner == &PyGen_Type
+           || owner == &PyCoro_Type || owner == &PyAsyncGen_Type || owner == &PyODict_Type;
+}
+
+/* How to size the instances of tp; for SIZE_ASK_NOW also the __sizeof__
+   descriptor to ask (borrowed: nothing can change the type meanwhile). */
+static int64_t
+heap_size_kind(core_state *st, PyTypeObject *tp, PyObject **descr_out)
+{
+    int64_t fixed = fixed_instance_size(st, tp);
+    if (fixed >= 0) {
+        return fixed;
+    }
+    /* c_getsizeof's direct path, for every instance of tp */
+    PyObject *descr = _PyType_Lookup(tp, st->str_sizeof);
+    *descr_out = descr;
+    if (descr != NULL && Py_IS_TYPE(descr, &PyMethodDescr_Type)) {
+        PyMethodDef *def = ((PyMethodDescrObject *)descr)->d_method;
+        PyTypeObject *owner = PyDescr_TYPE(descr);
+        if ((def->ml_flags & ALL_CALL_FLAGS) == METH_NOARGS && is_core_sizeof_owner(owner)
+            && PyType_IsSubtype(tp, owner)) {
+            return SIZE_ASK_NOW;
+        }
+    }
+    PyErr_Clear();
+    return SIZE_ASK_LATER;
+}
+
+/* What heap_close knows of a type, by type id. */
+typedef struct {
+    int64_t size_kind;        /* see heap_size_kind */
+    PyObject *sizeof_descr;   /* for SIZE_ASK_NOW */
+} heap_type_info;
+
+typedef struct {
+    heap_type_info *data;
+    Py_ssize_t len;
+    Py_ssize_t cap;
+} type_info_vec;
+
+typedef struct {
+    ptr_map index;       /* address -> node; stamps deduplicate edges per source */
+    i64_vec nodes;       /* node -> address */
+    i64_vec accounted;   /* node -> references to it explained so far, less its
+                            reference count once traversed (but see type_nodes) */
+    i64_vec offsets;     /* n + 1 entries once every node is traversed */
+    i64_vec targets;
+    i64_vec type_ids;
+    i64_vec sizes;       /* SIZE_ASK_LATER until asked */
+    byte_vec tracked;
+    i64_vec later;       /* nodes to size at the end */
+    i64_vec type_nodes;  /* nodes that are type objects */
+    Py_ssize_t held;     /* later[0:held] hold a reference */
+} heap_build;
+
+/* Let go of the objects held for their sizes. */
+static void
+heap_build_release(heap_build *hb)
+{
+    for (Py_ssize_t k = 0; k < hb->held; k++) {
+        PyObject *obj = (PyObject *)(uintptr_t)hb->nodes.data[hb->later.data[k]];
+        Py_DECREF(obj);
+    }
+    hb->held = 0;
+}
+
+static void
+heap_build_free(heap_build *hb)
+{
+    heap_build_release(hb);
+    map_free(&hb->index);
+    scratch_free(hb->nodes.data);
+    scratch_free(hb->accounted.data);
+    scratch_free(hb->offsets.data);
+    scratch_free(hb->targets.data);
+    scratch_free(hb->type_ids.data);
+    scratch_free(hb->sizes.data);
+    scratch_free(hb->tracked.data);
+    scratch_free(hb->later.data);
+    scratch_free(hb->type_nodes.data);
+}
+
+/* An array('q') copy of vec[0:count]; the scratch array is freed either way. */
+static PyObject *
+heap_output(core_state *st, i64_vec *vec, Py_ssize_t count)
+{
+    PyObject *array = make_q_array(st, vec->data, count);
+    scratch_free(vec->data);
+    vec->data = NULL;
+    return array;
+}
+
+/* The slot of obj's node, made if obj was no node yet; counts one more
+   explained reference to it.  NULL with an exception when the tables cannot
+   grow, or past the 32-bit limit of node ids. */
+static inline map_slot *
+heap_slot_of(heap_build *hb, PyObject *obj)
+{
+    if (hb->index.used >= (hb->index.mask + 1) / 5 * 3 && map_reserve(&hb->index) < 0) {
+        return NULL;
+    }
+    size_t used = hb->index.used;
+    map_slot *slot = map_insert(&hb->index, obj);
+    if (hb->index.used != used) {
+        if (hb->nodes.len >= MAP_MAX_VALUE) {
+            PyErr_SetString(PyExc_OverflowError, "heap_snapshot() takes at most 2**31 - 2 nodes");
+            return NULL;
+        }
+        if (HEAP_RESERVE(&hb->nodes, 1) < 0 || HEAP_RESERVE(&hb->accounted, 1) < 0) {
+            return NULL;
+        }
+        slot->value = (int32_t)hb->nodes.len;
+        hb->nodes.data[hb->nodes.len++] = (int64_t)(uintptr_t)obj;
+        hb->accounted.data[hb->accounted.len++] = 0;
+    }
+    hb->accounted.data[slot->value]++;
+    return slot;
+}
+
+/* resolve_chunk for the snapshot: every referent is a node (new ones appended
+   in visiting order), edges are deduplicated per source, references counted
+   with multiplicity. */
+static int
+heap_resolve_chunk(heap_build *hb, const ref_buffer *rb, const Py_ssize_t *ref_end,
+                   Py_ssize_t first, Py_ssize_t count)
+{
+    if (HEAP_RESERVE(&hb->targets, rb->len) < 0) {
+        return -1;
+    }
+    const void **refs = rb->refs;
+    Py_ssize_t nrefs = rb->len;
+    Py_ssize_t k = 0;
+    int64_t *targets = hb->targets.data;
+    Py_ssize_t ntargets = hb->targets.len;
+    for (Py_ssize_t s = 0; s < count; s++) {
+        int32_t stamp = (int32_t)(first + s + 1);
+        for (Py_ssize_t end = ref_end[s]; k < end; k++) {
+            if (k + PREFETCH_AHEAD < nrefs) {
+                PREFETCH_WRITE(map_home(&hb->index, refs[k + PREFETCH_AHEAD]));
+            }
+            map_slot *slot = heap_slot_of(hb, (PyObject *)refs[k]);
+            if (slot == NULL) {
+                hb->targets.len = ntargets;
+                return -1;
+            }
+            if (slot->stamp != stamp) {
+                slot->stamp = stamp;
+                targets[ntargets++] = slot->value;
+            }
+        }
+        hb->offsets.data[first + s + 1] = ntargets;
+    }
+    hb->targets.len = ntargets;
+    return 0;
+}
+
+/* Traverse nodes from hb->offsets.len - 1 on until every node is traversed:
+   edges, type ids, tracked flags, reference counts, and the sizes that can be
+   asked now. */
+static int
+heap_close(core_state *st, heap_build *hb, PyObject *types, ptr_map *type_index,
+           type_info_vec *type_info, int64_t *total_size)
+{
+    ref_buffer rb = {NULL, 0, CHUNK_REFS, 0};
+    Py_ssize_t ref_end[CHUNK_SOURCES];
+    PyTypeObject *last_type = NULL;
+    int64_t last_type_id = -1;
+    heap_type_info last_info = {SIZE_ASK_LATER, NULL};
+    int result = -1;
+
+    rb.refs = (const void **)scratch_array(CHUNK_REFS, sizeof(void *));
+    if (rb.refs == NULL) {
+        return -1;
+    }
+    Py_ssize_t processed = hb->offsets.len - 1;
+    while (processed < hb->nodes.len) {
+        Py_ssize_t first = processed;
+        Py_ssize_t known = hb->nodes.len;
+        Py_ssize_t count = 0;
+        if (HEAP_RESERVE(&hb->offsets, CHUNK_SOURCES) < 0
+            || HEAP_RESERVE(&hb->type_ids, CHUNK_SOURCES) < 0
+            || HEAP_RESERVE(&hb->sizes, CHUNK_SOURCES) < 0
+            || HEAP_RESERVE(&hb->tracked, CHUNK_SOURCES) < 0) {
+            goto done;
+        }
+        rb.len = 0;
+        while (processed < known && count < CHUNK_SOURCES && rb.len < CHUNK_REFS) {
+            if (processed + PREFETCH_AHEAD < known) {
+                PREFETCH_READ((const void *)(uintptr_t)hb->nodes.data[processed + PREFETCH_AHEAD]);
+            }
+            PyObject *obj = (PyObject *)(uintptr_t)hb->nodes.data[processed];
+            PyTypeObject *tp = Py_TYPE(obj);
+            if (has_traverse(obj) && !is_asyncio_module(obj)) {
+                if (tp->tp_traverse(obj, gather_referent, &rb) != 0) {
+                    if (rb.out_of_memory) {
+                        PyErr_NoMemory();
+                    }
+                    else if (!PyErr_Occurred()) {
+                        PyErr_Format(PyExc_SystemError, "tp_traverse of %.100s failed",
+                                     tp->tp_name);
+                    }
+                    goto done;
+                }
+            }
+            ref_end[count] = rb.len;
+
+            if (tp != last_type) {
+                map_slot *slot = map_find(type_index, tp);
+                if (slot != NULL) {
+                    last_type_id = slot->value;
+                }
+                else {
+                    last_type_id = PyList_GET_SIZE(types);
+                    if (map_reserve(type_index) < 0 || PyList_Append(types, (PyObject *)tp) < 0
+                        || HEAP_RESERVE(type_info, 1) < 0) {
+                        goto done;
+                    }
+                    map_put(type_index, tp, (int32_t)last_type_id);
+                    heap_type_info *info = &type_info->data[type_info->len++];
+                    info->sizeof_descr = NULL;
+                    info->size_kind = heap_size_kind(st, tp, &info->sizeof_descr);
+                }
+                last_type = tp;
+                last_info = type_info->data[last_type_id];
+            }
+            /* Nothing changes the count of a non-type object until the end
+               (the types list refers to types), so it is read while at hand. */
+            if (PyType_Check(obj)) {
+                if (HEAP_RESERVE(&hb->type_nodes, 1) < 0) {
+                    goto done;
+                }
+                hb->type_nodes.data[hb->type_nodes.len++] = processed;
+            }
+            else {
+                hb->accounted.data[processed] -= (int64_t)Py_REFCNT(obj);
+            }
+            int64_t size = last_info.size_kind;
+            if (size == SIZE_ASK_NOW && safe_sizeof_with(obj, last_info.sizeof_descr, &size) < 0) {
+                goto done;
+            }
+            if (size == SIZE_ASK_LATER) {
+                if (HEAP_RESERVE(&hb->later, 1) < 0) {
+                    goto done;
+                }
+                hb->later.data[hb->later.len++] = processed;
+            }
+            else {
+                *total_size = size > INT64_MAX - *total_size ? INT64_MAX : *total_size + size;
+            }
+            hb->sizes.data[hb->sizes.len++] = size;
+            hb->type_ids.data[hb->type_ids.len++] = last_type_id;
+            hb->tracked.data[hb->tracked.len++] = (unsigned char)PyObject_GC_IsTracked(obj);
+            processed++;
+            count++;
+        }
+        if (heap_resolve_chunk(hb, &rb, ref_end, first, count) < 0) {
+            goto done;
+        }
+        hb->offsets.len += count;
+    }
+    result = 0;
+done:
+    scratch_free((void *)rb.refs);
+    return result;
+}
+
+PyDoc_STRVAR(heap_snapshot_doc,
+"heap_snapshot(seeds, /)\n--\n\n"
+"The graph of seeds and everything they reach through tp_traverse:\n"
+"(addresses, type_ids, types, sizes, offsets, targets, external, tracked,\n"
+"total_size).  Same result as heapgraph._heap_graph_py.");
+
+static PyObject *
+core_heap_snapshot(PyObject *module, PyObject *arg)
+{
+    core_state *st = get_state(module);
+    if (!PyList_Check(arg) && !PyTuple_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "heap_snapshot() needs a list, not %.100s",
+                     Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    Py_ssize_t nseeds = PySequence_Fast_GET_SIZE(arg);
+    PyObject **items = PySequence_Fast_ITEMS(arg);
+
+    PyObject *result = NULL;
+    heap_build hb;
+    memset(&hb, 0, sizeof(hb));
+    ptr_map type_index = {NULL, 0, 0};
+    type_info_vec type_info = {NULL, 0, 0};
+    PyObject *b_external = NULL;
+    int64_t total_size = 0; /* sizes are below 2**63 each; the sum saturates */
+    PyObject *types = PyList_New(0);
+    /* Nothing may run from here until every reference count is read. */
+    int gc_was_enabled = PyGC_Disable();
+
+    /* Heaps reach about as many untracked objects as tracked ones, and hold a
+       few references each.  Room reserved but never used costs no memory. */
+    Py_ssize_t expected = nseeds < PY_SSIZE_T_MAX / 16 ? nseeds * 2 + 1024 : nseeds;
+    if (types == NULL || map_init(&hb.index, (size_t)expected) < 0
+        || map_init(&type_index, 64) < 0 || HEAP_RESERVE(&hb.nodes, expected) < 0
+        || HEAP_RESERVE(&hb.accounted, expected) < 0 || HEAP_RESERVE(&hb.offsets, expected + 1) < 0
+        || HEAP_RESERVE(&hb.type_ids, expected) < 0 || HEAP_RESERVE(&hb.sizes, expected) < 0
+        || HEAP_RESERVE(&hb.tracked, expected) < 0 || HEAP_RESERVE(&hb.targets, expected * 2) < 0) {
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < nseeds; i++) {
+        if (i + PREFETCH_AHEAD < nseeds) {
+            PREFETCH_WRITE(map_home(&hb.index, items[i + PREFETCH_AHEAD]));
+        }
+        /* Each listed reference is the seed list's, explained (but see below). */
+        if (heap_slot_of(&hb, items[i]) == NULL) {
+            goto done;
+        }
+    }
+    hb.offsets.data[hb.offsets.len++] = 0;
+    if (heap_close(st, &hb, types, &type_index, &type_info, &total_size) < 0) {
+        goto done;
+    }
+    Py_ssize_t n = hb.nodes.len;
+
+    /* A seed list that is a node had its references explained twice. */
+    if (map_find(&hb.index, arg) != NULL) {
+        for (Py_ssize_t i = 0; i < nseeds; i++) {
+            hb.accounted.data[map_find(&hb.index, items[i])->value]--;
+        }
+    }
+
+    /* External: more references than the explained ones (and for a type, the
+       types list's).  Making a bytearray runs nothing: it is no GC object. */
+    b_external = PyByteArray_FromStringAndSize(NULL, n);
+    if (b_external == NULL) {
+        goto done;
+    }
+    unsigned char *external = (unsigned char *)PyByteArray_AS_STRING(b_external);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        external[i] = hb.accounted.data[i] < 0;
+    }
+    for (Py_ssize_t k = 0; k < hb.type_nodes.len; k++) {
+        int64_t i = hb.type_nodes.data[k];
+        PyObject *obj = (PyObject *)(uintptr_t)hb.nodes.data[i];
+        int64_t refs = (int64_t)Py_REFCNT(obj);
+        if (map_find(&type_index, obj) != NULL) {
+            refs--;
+        }
+        external[i] = refs > hb.accounted.data[i];
+    }
+    map_free(&hb.index);
+    scratch_free(hb.accounted.data);
+    hb.accounted.data = NULL;
+
+    if (gc_was_enabled) {
+        PyGC_Enable();
+        gc_was_enabled = 0;
+    }
+    /* The snapshot is taken.  Sizes that may run code come last, and hold
+       their objects, which nothing else here touches any more. */
+    for (; hb.held < hb.later.len; hb.held++) {
+        PyObject *obj = (PyObject *)(uintptr_t)hb.nodes.data[hb.later.data[hb.held]];
+        Py_INCREF(obj);
+    }
+    for (Py_ssize_t k = 0; k < hb.later.len; k++) {
+        int64_t node = hb.later.data[k];
+        int64_t *size = &hb.sizes.data[node];
+        if (safe_sizeof(st, (PyObject *)(uintptr_t)hb.nodes.data[node], size) < 0) {
+            goto done;
+        }
+        total_size = *size > INT64_MAX - total_size ? INT64_MAX : total_size + *size;
+    }
+    heap_build_release(&hb);
+
+    /* Each scratch array is let go as soon as it is copied: the allocator can
+       hand its memory to the next output. */
+    PyObject *a_targets = heap_output(st, &hb.targets, hb.targets.len);
+    PyObject *a_offsets = a_targets ? heap_output(st, &hb.offsets, n + 1) : NULL;
+    PyObject *a_addresses = a_offsets ? heap_output(st, &hb.nodes, n) : NULL;
+    PyObject *a_sizes = a_addresses ? heap_output(st, &hb.sizes, n) : NULL;
+    PyObject *a_type_ids = a_sizes ? heap_output(st, &hb.type_ids, n) : NULL;
+    PyObject *b_tracked = a_type_ids ? PyByteArray_FromStringAndSize((const char *)hb.tracked.data, n) : NULL;
+    PyObject *total = b_tracked ? PyLong_FromLongLong(total_size) : NULL;
+    if (total != NULL) {
+        result = PyTuple_Pack(9, a_addresses, a_type_ids, types, a_sizes, a_offsets, a_targets,
+                              b_external, b_tracked, total);
+    }
+    Py_XDECREF(a_addresses);
+    Py_XDECREF(a_type_ids);
+    Py_XDECREF(a_sizes);
+    Py_XDECREF(a_offsets);
+    Py_XDECREF(a_targets);
+    Py_XDECREF(b_tracked);
+    Py_XDECREF(total);
+
+done:
+    if (gc_was_enabled) {
+        PyGC_Enable();
+    }
+    map_free(&type_index);
+    scratch_free(type_info.data);
+    Py_XDECREF(b_external);
+    Py_XDECREF(types);
+    heap_build_free(&hb);
+    return result;
 }
 
 /* ------------------------------------------------------------------------- */
@@ -2591,6 +3105,7 @@ done:
 
 static PyMethodDef core_methods[] = {
     {"build_graph", core_build_graph, METH_O, build_graph_doc},
+    {"heap_snapshot", core_heap_snapshot, METH_O, heap_snapshot_doc},
     {"scc", core_scc, METH_VARARGS, scc_doc},
     {"representative_cycles", core_representative_cycles, METH_VARARGS,
      representative_cycles_doc},
@@ -2671,7 +3186,8 @@ static PyModuleDef_Slot core_slots[] = {
 static struct PyModuleDef core_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "cyclescope._core",
-    .m_doc = "C twins of the graph algorithms in cyclescope.graph, and the release of captured garbage.",
+    .m_doc = "C twins of the graph algorithms in cyclescope.graph and of the heap snapshot in "
+             "cyclescope.heapgraph, and the release of captured garbage.",
     .m_size = sizeof(core_state),
     .m_methods = core_methods,
     .m_slots = core_slots,

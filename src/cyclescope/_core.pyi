@@ -1,5 +1,6 @@
-"""C twins of the graph functions in :mod:`cyclescope.graph` (same results, faster),
-and the two list operations of :mod:`cyclescope.capturing` (no pure twin).
+"""C twins of the graph functions in :mod:`cyclescope.graph` and of the heap snapshot in
+:mod:`cyclescope.heapgraph` (same results, faster), and the two list operations of
+:mod:`cyclescope.capturing` (no pure twin).
 
 Integer array arguments take any buffer of int64 items (``array('q')``); byte
 arguments any buffer of single bytes (``bytes``, ``bytearray``). Inconsistent
@@ -15,6 +16,12 @@ def build_graph(
     objects: list[object] | tuple[object, ...], /
 ) -> tuple[array[int], array[int], array[int], array[int], list[type], int]:
     """``(offsets, targets, sizes, type_ids, types, total_size)``, as ``graph._build_graph_py``."""
+
+def heap_snapshot(
+    seeds: list[object] | tuple[object, ...], /
+) -> tuple[array[int], array[int], list[type], array[int], array[int], array[int], bytearray, bytearray, int]:
+    """``(addresses, type_ids, types, sizes, offsets, targets, external, tracked, total_size)``
+    of the seeds and everything they reach, as ``heapgraph._heap_graph_py``."""
 
 def scc(n: int, offsets: Buffer, targets: Buffer, /) -> tuple[array[int], int, bytearray]:
     """``(comp, ncomp, cyclic)``, as ``graph._scc_py``."""
