@@ -47,7 +47,7 @@ import types
 from dataclasses import dataclass
 from typing import Any, Optional
 
-__all__ = ["frame_local_names", "generator_local_names", "frame_f_locals_is"]
+__all__ = ["frame_local_names", "frame_local_ids", "generator_local_names", "frame_f_locals_is"]
 
 _WORD = 8  # this module only knows 64-bit layouts
 
@@ -574,6 +574,22 @@ def frame_local_names(frame: types.FrameType, target: object) -> Optional[list[L
         _check(lay is not None and _calibrated(lay))
         reader, table = _frame_reader(frame, lay)
         return _match(table, reader.slots(), target)
+    except Exception:
+        return None
+
+
+def frame_local_ids(frame: types.FrameType) -> Optional[list[tuple[str, str, int]]]:
+    """``(name, kind, id)`` of every named local slot of ``frame`` that holds an object.
+
+    The ids are addresses to compare, never to turn back into objects (a heap
+    snapshot maps them to its nodes). Same kinds, checks and ``None`` as
+    :func:`frame_local_names`.
+    """
+    try:
+        lay = _layout()
+        _check(lay is not None and _calibrated(lay))
+        reader, table = _frame_reader(frame, lay)
+        return [(name, kind, value) for (name, kind), value in zip(table, reader.slots()) if value]
     except Exception:
         return None
 

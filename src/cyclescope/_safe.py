@@ -61,13 +61,12 @@ def load_c_api() -> Any:
         import ctypes
 
         # Pointers in and out: ctypes' own py_object conversion would look up
-        # ``__class__`` on the argument, which is user code.
-        get_dict = ctypes.pythonapi.PyObject_GenericGetDict
-        get_dict.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-        get_dict.restype = ctypes.c_void_p
-        dec_ref = ctypes.pythonapi.Py_DecRef
-        dec_ref.argtypes = [ctypes.c_void_p]
-        dec_ref.restype = None
+        # ``__class__`` on the argument, which is user code. Private prototypes:
+        # setting argtypes on ctypes.pythonapi's shared functions would change them
+        # for every other user of ctypes in the process.
+        get_dict = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)(
+            ("PyObject_GenericGetDict", ctypes.pythonapi))
+        dec_ref = ctypes.PYFUNCTYPE(None, ctypes.c_void_p)(("Py_DecRef", ctypes.pythonapi))
         _c_api = (ctypes, get_dict, dec_ref)
     return _c_api
 

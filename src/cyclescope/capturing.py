@@ -86,7 +86,8 @@ class _Collector:
             capture._order = self._started
             if self.active:
                 # Garbage made before this (nested) capture belongs to the outer ones.
-                gc.collect()
+                if not capture.include_existing:
+                    gc.collect()
                 self.active.append(capture)
                 capture.strategy = self.active[0].strategy
                 return
@@ -97,7 +98,9 @@ class _Collector:
             self.errors = []
             self.collect_at_release = False
             strategy = "exact"
-            if capture.freeze_requested and gc.get_freeze_count() <= interpreter_frozen_baseline():
+            if capture.include_existing:
+                pass
+            elif capture.freeze_requested and gc.get_freeze_count() <= interpreter_frozen_baseline():
                 gc.freeze()
                 self.froze = True
                 strategy = "freeze"
@@ -368,6 +371,9 @@ class Capture:
         test) so that each cycle shape is classified and located only once.
     :param progress: called with a short message before long work (analysing a
         large capture), e.g. to print it.
+    :param include_existing: also capture the cyclic garbage that already exists
+        when the block starts (no collection at entry, no freeze): the watch list
+        uses it to explain watched objects that are garbage already.
     """
 
     def __init__(
@@ -382,6 +388,7 @@ class Capture:
         advice_cache: dict[str, Any] | None = None,
         on_flushed: Callable[["Capture"], None] | None = None,
         progress: Callable[[str], None] | None = None,
+        include_existing: bool = False,
     ) -> None:
         if max_objects < 1:
             raise ValueError("max_objects must be at least 1")
@@ -394,6 +401,7 @@ class Capture:
         self.advice_cache = advice_cache
         self.on_flushed = on_flushed
         self.progress = progress
+        self.include_existing = include_existing
         self.strategy = ""
         self._order = 0  # set when started: captures started earlier have lower numbers
         self.store: list[Any] = []

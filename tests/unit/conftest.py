@@ -26,3 +26,38 @@ def gc_state_kept():
     before = gc_state()
     yield
     assert gc_state() == before, "the test (or cyclescope) left gc state changed"
+
+
+@pytest.fixture
+def module():
+    """A real module in sys.modules named cs_test_module, as a user's cache module would be."""
+    import sys
+    import types
+
+    mod = types.ModuleType("cs_test_module")
+    sys.modules[mod.__name__] = mod
+    yield mod
+    del sys.modules[mod.__name__]
+
+
+@pytest.fixture
+def held_from_c():
+    """``hold(obj)``: give ``obj`` a reference nothing in Python can see, as C code holding
+    it would (returns its id); taken back after the test."""
+    import ctypes
+
+    # Private prototypes: ctypes.pythonapi's shared ones are left as they are.
+    incref = ctypes.PYFUNCTYPE(None, ctypes.py_object)(("Py_IncRef", ctypes.pythonapi))
+    decref = ctypes.PYFUNCTYPE(None, ctypes.py_object)(("Py_DecRef", ctypes.pythonapi))
+    held: list[int] = []
+
+    def hold(obj: object) -> int:
+        incref(obj)
+        held.append(id(obj))
+        return id(obj)
+
+    yield hold
+    for address in held:
+        obj = next(o for o in gc.get_objects() if id(o) == address)
+        decref(obj)
+        del obj

@@ -821,3 +821,58 @@ def test_main_can_run_twice_in_one_process(inproc: Cli, tmp_path: Path) -> None:
     result = inproc("run", "--json", "-", str(second))
     report = valid_report(result.out.split("before the end\n", 1)[1])
     assert [cycle_of(g) for g in report["groups"]] == [[("__main__.Node", ".me")]]
+
+
+# -- why is it still alive: --watch and --growth ---------------------------------------
+
+RETAINING = """
+    class Response:
+        pass
+
+    class Session:
+        def __init__(self):
+            self.me = self
+
+    CACHE = {}
+    for name in ("a", "b"):
+        CACHE["https://example.test/" + name] = Response()
+    dropped = Response()
+    del dropped
+    Session()  # garbage only the cyclic collector frees
+"""
+
+
+def test_watch_explains_every_live_object_of_the_type(cli: Cli, tmp_path: Path) -> None:
+    script = write(tmp_path, "retaining.py", RETAINING)
+    result = cli("run", "--watch", "Response", "--watch", "__main__.Session", "--json", str(tmp_path / "r.json"),
+                 str(script))
+    assert result.status == 0, result.err
+    report = valid_report((tmp_path / "r.json").read_text(encoding="utf-8"))
+    kept = sorted((s["type"], s["kind"], s["count"], s["path"]) for s in report["survivors"])
+    assert kept == [
+        ("__main__.Response", "retained", 1, f"module __main__ ({script}) -> .CACHE -> ['https://example.test/a'] -> Response"),
+        ("__main__.Response", "retained", 1, f"module __main__ ({script}) -> .CACHE -> ['https://example.test/b'] -> Response"),
+    ], "the Session cycle was collected at exit by the capture, and the dropped Response is gone"
+    assert "2 watched objects still alive" in result.err
+
+
+GROWING = """
+    class Record:
+        pass
+
+    HISTORY = [Record() for _ in range(5000)]
+"""
+
+
+def test_growth_reports_the_new_objects_by_type_with_paths(subproc: Cli, tmp_path: Path) -> None:
+    script = write(tmp_path, "growing.py", GROWING)
+    result = subproc("run", "--growth", "--json", str(tmp_path / "r.json"), str(script))
+    assert result.status == 0, result.err
+    report = valid_report((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert report["growth"][0]["type"] == "__main__.Record", "the fastest-growing type comes first"
+    entry = report["growth"][0]
+    assert entry["count"] == 5000 and entry["net_count"] == 5000 and entry["bytes"] >= 5000 * 16
+    assert entry["sample_paths"] and all(
+        re.fullmatch(rf"module __main__ \({re.escape(str(script))}\) -> \.HISTORY -> \[\d+\] -> Record", p)
+        for p in entry["sample_paths"]), entry["sample_paths"]
+    assert "heap growth (new objects by type)" in result.err

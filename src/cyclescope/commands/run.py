@@ -42,12 +42,26 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
         help="use gc.freeze() so the cost follows what the program creates (misses cycles through "
         "objects that existed before it started)",
     )
+    parser.add_argument(
+        "--watch",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="at exit, explain every live object of a matching type (qualified or bare class name, shell "
+        "wildcards; repeatable): the retention path that keeps it, or why nothing can free it",
+    )
+    parser.add_argument(
+        "--growth",
+        action="store_true",
+        help="snapshot the heap before and after the program and report the new objects by type, with "
+        "sample retention paths",
+    )
     parser.add_argument("target", nargs="?", metavar="SCRIPT", help="the program to run")
     parser.add_argument("args", nargs="*", metavar="ARGS", help="arguments for the program (everything after SCRIPT)")
 
 
 #: Options of ``run`` that take a value (so their value is not mistaken for the program).
-_VALUE_OPTIONS = frozenset({"--json", "--type", "--limit"})
+_VALUE_OPTIONS = frozenset({"--json", "--type", "--limit", "--watch"})
 
 
 def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -124,12 +138,21 @@ def run(args: argparse.Namespace) -> int:
     if args.json and args.json != "-":
         _check_writable(args.json)
     keep_alive: list[object] = []
+    before = _snapshot() if args.growth else None
     with capture(
         types=args.types, include_noise=args.include_noise, freeze=args.freeze, progress=_progress
     ) as cap:
         status = run_as_main(program, keep_alive)
-    del keep_alive  # the program's globals live as long as they would under python
     report = cap.report()
+    # At exit, with the program's globals still alive (as at the end of python's run).
+    if args.watch or before is not None:
+        after = _snapshot({f"module __main__ ({program.target})": module for module in keep_alive[:1]})
+        if args.watch:
+            report.survivors = after.survivors(args.watch)
+        if before is not None:
+            report.growth = after.diff(before).entries()
+        del after, before
+    del keep_alive  # the program's globals live as long as they would under python
     sys.stderr.write(render_text(report, color=use_color(sys.stderr), limit=args.limit))
     sys.stderr.flush()
     if args.json:
@@ -137,6 +160,12 @@ def run(args: argparse.Namespace) -> int:
     if args.fail_on_cycles and (report.groups or report.errors):
         return GATE_FAILED  # an analysis that failed cannot vouch for a clean run
     return status
+
+
+def _snapshot(roots: dict[str, object] | None = None):  # type: ignore[no-untyped-def]
+    from cyclescope.heap import snapshot
+
+    return snapshot(roots=roots, progress=_progress)
 
 
 def _progress(message: str) -> None:

@@ -13,8 +13,8 @@ import platform
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
-__all__ = ["SCHEMA", "Step", "FixLocation", "Owner", "KnownIssue", "Group", "Totals", "Report", "build_report",
-           "ReportFormatError"]
+__all__ = ["SCHEMA", "Step", "FixLocation", "Owner", "KnownIssue", "Group", "Totals", "Survivor", "GrowthEntry",
+           "Report", "build_report", "ReportFormatError"]
 
 SCHEMA = "cyclescope.report/1"
 
@@ -129,6 +129,33 @@ class Totals:
 
 
 @dataclass
+class Survivor:
+    """Live objects that should be gone (``run --watch``, the watch list), by retention path.
+
+    ``kind``: "retained" (reachable from a root), "uncollectable" (held from outside
+    the heap the collector sees) or "cycle" (garbage that only the cyclic collector
+    frees).
+    """
+
+    type: str
+    kind: str
+    count: int
+    path: str  # the shortest retention path ("" when there is none)
+    reason: str = ""
+
+
+@dataclass
+class GrowthEntry:
+    """New objects of one type between two snapshots (``run --growth``)."""
+
+    type: str
+    count: int
+    bytes: int
+    net_count: int
+    sample_paths: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Report:
     """Findings of one capture, sorted by objects held (largest first)."""
 
@@ -138,6 +165,8 @@ class Report:
     python: str = _PYTHON_VERSION
     warnings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    survivors: list[Survivor] = field(default_factory=list)
+    growth: list[GrowthEntry] = field(default_factory=list)
     schema: str = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
@@ -158,9 +187,11 @@ class Report:
             groups = [_group_from_dict(g) for g in data["groups"]]
             totals = Totals(**data.get("totals", {}))
             rest = {k: data[k] for k in ("strategy", "python", "warnings", "errors") if k in data}
+            survivors = [Survivor(**item) for item in data.get("survivors", [])]
+            growth = [GrowthEntry(**item) for item in data.get("growth", [])]
         except (KeyError, TypeError) as exc:
             raise ReportFormatError(f"malformed {SCHEMA} report: {exc}") from None
-        return cls(groups=groups, totals=totals, **rest)
+        return cls(groups=groups, totals=totals, survivors=survivors, growth=growth, **rest)
 
     def __str__(self) -> str:
         from cyclescope.report.text import render_text

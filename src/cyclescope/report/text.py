@@ -198,6 +198,8 @@ def render_text(report: Report, *, color: bool = False, limit: int | None = None
     if limit is not None and len(report.groups) > limit:
         out.append("")
         out.append(f"... {len(report.groups) - limit} more group(s) not shown (--limit)")
+    out.extend(_survivor_lines(report, style))
+    out.extend(_growth_lines(report, style))
     out.append("")
     out.append(style.dim(_summary(report)))
     for warning in report.warnings:
@@ -205,6 +207,36 @@ def render_text(report: Report, *, color: bool = False, limit: int | None = None
     for error in report.errors:
         out.append(f"error: {error}")
     return "\n".join(out) + "\n"
+
+
+_SURVIVOR_KINDS = {
+    "retained": "retained from a root",
+    "uncollectable": "held by references the collector cannot see",
+    "cycle": "garbage only the cyclic collector frees",
+}
+
+
+def _survivor_lines(report: Report, style: "_Style") -> list[str]:
+    if not report.survivors:
+        return []
+    total = sum(s.count for s in report.survivors)
+    out = ["", style.bold(f"{total:,} watched object{'s' if total != 1 else ''} still alive")]
+    for survivor in report.survivors:
+        reason = f" ({survivor.reason})" if survivor.reason else ""
+        out.append(f"  {survivor.count:,} x {survivor.type}{reason}: {_SURVIVOR_KINDS.get(survivor.kind, survivor.kind)}")
+        if survivor.path:
+            out.append(f"      {survivor.path}")
+    return out
+
+
+def _growth_lines(report: Report, style: "_Style") -> list[str]:
+    if not report.growth:
+        return []
+    out = ["", style.bold("heap growth (new objects by type)")]
+    for entry in report.growth:
+        out.append(f"  {entry.type}  +{entry.count:,} ({format_bytes(entry.bytes)}, net {entry.net_count:+,})")
+        out.extend(f"      {path}" for path in entry.sample_paths)
+    return out
 
 
 def _summary(report: Report) -> str:

@@ -25,7 +25,8 @@ from cyclescope._safe import module_namespace, type_mro
 from cyclescope.describe import code_site, matches_any, short_type_name, type_name, type_names
 from cyclescope.labels import label_edge
 
-__all__ = ["TypeMatcher", "young_objects", "pending_tasks", "may_have_pending_tasks", "PendingTask", "held_by"]
+__all__ = ["TypeMatcher", "young_objects", "pending_tasks", "pending_task_ids", "may_have_pending_tasks",
+           "PendingTask", "held_by"]
 
 _MAX_REFERRER_SCANS = 40  # gc.get_referrers calls per explanation: each scans the heap
 
@@ -95,26 +96,27 @@ def pending_tasks(objects: Iterable[object]) -> list[PendingTask]:
     bases = _task_bases()
     if not bases:
         return []
-    found = []
-    for obj in objects:
-        if not issubclass(type(obj), bases):  # type(), not isinstance(): no __class__ lookup
-            continue
-        base = next(b for b in bases if b in type_mro(type(obj)))
-        try:
-            if base.done(obj):
-                continue
-            coro = base.get_coro(obj)
-        except Exception:
-            continue
-        name = short_type_name(type(coro))
-        location = ""
-        if type(coro) in (types.CoroutineType, types.GeneratorType):
-            name = coro.__qualname__
-            frame = coro.cr_frame if type(coro) is types.CoroutineType else coro.gi_frame
-            site = code_site(frame) if frame is not None else None
-            location = site.location if site is not None else ""
-        found.append(PendingTask(name, location))
-    return found
+    return [task for task in (_pending(obj, bases) for obj in objects) if task is not None]
+
+
+def _pending(obj: object, bases: tuple[type, ...]) -> PendingTask | None:
+    if not issubclass(type(obj), bases):  # type(), not isinstance(): no __class__ lookup
+        return None
+    base = next(b for b in bases if b in type_mro(type(obj)))
+    try:
+        if base.done(obj):
+            return None
+        coro = base.get_coro(obj)
+    except Exception:
+        return None
+    name = short_type_name(type(coro))
+    location = ""
+    if type(coro) in (types.CoroutineType, types.GeneratorType):
+        name = coro.__qualname__
+        frame = coro.cr_frame if type(coro) is types.CoroutineType else coro.gi_frame
+        site = code_site(frame) if frame is not None else None
+        location = site.location if site is not None else ""
+    return PendingTask(name, location)
 
 
 _found_registries: list[Collection[object]] | None = None
@@ -134,6 +136,18 @@ def _task_registries() -> list[Collection[object]] | None:
         return None
     _found_registries = found  # type: ignore[assignment]  # module attributes: looked up once
     return _found_registries
+
+
+def pending_task_ids() -> list[tuple[int, str]]:
+    """``(id, coroutine name)`` of every task asyncio's registry holds that is not done."""
+    bases = _task_bases()
+    found = []
+    for registry in (_task_registries() or []) if bases else []:
+        for task in list(registry):
+            pending = _pending(task, bases)
+            if pending is not None:
+                found.append((id(task), pending.coroutine))
+    return found
 
 
 def may_have_pending_tasks() -> bool:

@@ -1,0 +1,569 @@
+"""Heap snapshots: why is an object still alive, and what keeps the most memory alive.
+
+``snap = cyclescope.snapshot()`` records every object the collector can see (the
+tracked objects, frozen ones included, and the untracked objects they refer to, for
+sizes) as a compact graph: integer nodes, types and sizes in arrays, references in
+CSR arrays. It holds no reference to any object of the heap, so taking one never
+keeps anything alive; queries name objects again by walking the live heap.
+
+Roots, in the order a path prefers them:
+
+* ``module NAME``: every module in ``sys.modules`` (and roots the caller names);
+* ``asyncio task coro()``: every task asyncio's registry knows and that is not done;
+* ``local 'x' in f() at file:line (thread T)``: the named locals of every frame on
+  every thread's stack (read without touching ``f_locals``);
+* ``held from outside the heap``: an object whose reference count exceeds the
+  references the graph can see: held from C (an extension's state, a type without
+  ``tp_traverse``) or by the interpreter. These are reported with their types,
+  never hidden; only what no named root reaches gets its path from one of them
+  (module dicts, held by running frames, are such objects too).
+
+A retention path is the shortest chain of labelled references from a root to an
+object, e.g. ``module myapp.cache -> .CACHE -> ['https://x'] -> ClientResponse``.
+Labels are computed only for the edges shown, by finding each object of the path
+again among the live referents of the previous one: when the heap changed since
+the snapshot and a step is gone, the path says so (``stale``).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import threading
+import time
+import types
+import weakref
+from array import array
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+from cyclescope import _framelocals, heapalgo
+from cyclescope._safe import instance_dict
+from cyclescope.describe import code_site, matches_any, short_type_name, type_name, type_names
+from cyclescope.report.model import GrowthEntry, Survivor
+from cyclescope.testing.survivors import pending_task_ids
+from cyclescope.heapgraph import HeapGraph, build_heap_graph
+from cyclescope.labels import label_edge
+
+__all__ = ["snapshot", "growth", "Snapshot", "RetentionPath", "PathStep", "Retainer", "TypeGrowth", "SnapshotDiff"]
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_PROGRESS_FROM = 1_000_000  # heaps this large take long enough to say so
+_MAX_PATH_SEARCH = 64  # backward steps tried per extra path when enumerating distinct paths
+
+
+@dataclass(frozen=True)
+class PathStep:
+    """One object on a retention path and how the previous step refers to it."""
+
+    type: str  # qualified type name
+    label: str  # the reference from the previous step ("" for the root itself)
+
+
+@dataclass
+class RetentionPath:
+    """The chain of references from a root to an object."""
+
+    root: str  # "module myapp.cache", "local 'x' in f() at app.py:3 (thread MainThread)", ...
+    root_kind: str  # "module", "local", "task" or "external"
+    steps: list[PathStep]
+    stale: bool = False  # the heap changed since the snapshot: a step could not be found again
+
+    def __str__(self) -> str:
+        parts = [self.root]
+        for step in self.steps[1:]:
+            parts.append(step.label)
+        tail = short_type_name_of(self.steps[-1].type) if self.steps else "?"
+        text = " -> ".join(parts + [tail])
+        return text + (" (the heap changed since the snapshot)" if self.stale else "")
+
+
+def short_type_name_of(qualified: str) -> str:
+    """``aiohttp.client_reqrep.ClientResponse`` -> ``ClientResponse``."""
+    return qualified.rsplit(".", 1)[-1]
+
+
+@dataclass
+class Retainer:
+    """An object that keeps memory alive: what it alone holds (its dominator subtree)."""
+
+    type: str
+    retained_bytes: int
+    retained_objects: int
+    path: RetentionPath | None  # how the retainer itself is reached
+
+
+@dataclass
+class TypeGrowth:
+    """New objects of one type between two snapshots."""
+
+    type: str
+    count: int  # objects of the type in the newer snapshot that the older did not have
+    bytes: int
+    net_count: int  # newer total minus older total
+    sample_paths: list[RetentionPath] = field(default_factory=list)
+
+
+@dataclass
+class SnapshotDiff:
+    """What a newer snapshot holds that an older one did not, by type."""
+
+    types: list[TypeGrowth]
+    new_objects: int
+    new_bytes: int
+
+    def entries(self) -> list[GrowthEntry]:
+        """The report model's form (``Report.growth``)."""
+        return [GrowthEntry(g.type, g.count, g.bytes, g.net_count, [str(p) for p in g.sample_paths])
+                for g in self.types]
+
+    def __str__(self) -> str:
+        lines = [f"{self.new_objects:,} new objects, {self.new_bytes:,} B"]
+        for growth in self.types:
+            lines.append(f"  {growth.type:50s} +{growth.count:<8,} {growth.bytes:>12,} B  (net {growth.net_count:+,})")
+            lines.extend(f"      {path}" for path in growth.sample_paths)
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class _Root:
+    node: int
+    kind: str
+    name: str
+
+
+def snapshot(*, roots: Mapping[str, object] | None = None,
+             progress: Callable[[str], None] | None = None) -> "Snapshot":
+    """Take a snapshot of the heap (see the module docstring).
+
+    ``roots`` names more roots, preferred like modules: ``{"module __main__ (app.py)": module}``
+    for a program whose module is not in ``sys.modules``. ``progress`` is called with a
+    short message before a long snapshot.
+    """
+    return Snapshot._take(dict(roots or {}), progress)
+
+
+_last_growth: list["Snapshot"] = []
+_LIVE_SNAPSHOTS: "weakref.WeakSet[Snapshot]" = weakref.WeakSet()
+
+
+def growth(*, top: int = 10, samples: int = 3) -> SnapshotDiff | None:
+    """What the heap gained since the previous call, by type, with sample retention
+    paths for the fastest-growing types; None on the first call (it sets the baseline).
+    Keeps the last snapshot (about 40 bytes per object) until the next call."""
+    current = snapshot()
+    previous = _last_growth[:1]
+    _last_growth[:] = [current]
+    if not previous:
+        return None
+    return current.diff(previous[0], top=top, samples=samples)
+
+
+class Snapshot:
+    """A compact graph of the heap at one moment; queries answer about live objects."""
+
+    def __init__(self, graph: HeapGraph, roots: list[_Root], external: array, blocked: bytearray,
+                 taken_at: float) -> None:
+        self.n = graph.n
+        self.total_size = graph.total_size
+        self.taken_at = taken_at
+        self._graph = graph
+        self.type_names = [type_name(tp) for tp in graph.types]
+        self._type_aliases = [type_names(tp) for tp in graph.types]  # what --watch patterns match
+        graph.types = []  # names only: the snapshot must not keep classes alive
+        self._roots = roots  # the named ones; the external roots are only node ids
+        self._external = external
+        self._root_of: dict[int, _Root] = {}
+        for root in roots:
+            self._root_of.setdefault(root.node, root)
+        self._blocked = blocked
+        self._bfs: tuple[array, array] | None = None
+        self._dominators: tuple[array, array, array] | None = None
+
+    # -- taking one ----------------------------------------------------------------
+
+    @classmethod
+    def _take(cls, extra_roots: dict[str, object], progress: Callable[[str], None] | None) -> "Snapshot":
+        taken_at = time.time()
+        frames = sys._current_frames()
+        named = [(name, id(obj), issubclass(type(obj), types.ModuleType)) for name, obj in extra_roots.items()]
+        seeds = gc.get_objects()
+        if progress is not None and len(seeds) >= _PROGRESS_FROM:
+            progress(f"snapshot of {len(seeds):,} objects...")
+        # Earlier snapshots still alive are the analysis's own objects too, with all they hold.
+        own = {id(seeds), id(frames), *(id(snap) for snap in list(_LIVE_SNAPSHOTS))}
+        seeds.append(sys.modules)
+        seeds.extend(frames.values())
+        seeds.extend(extra_roots.values())
+        extra_roots.clear()
+        graph = build_heap_graph(seeds)
+        own_frames = [f for f in _stack_frames(frames) if _is_own_frame(f)]
+        own.update(id(f) for f in own_frames)
+        # What cyclescope's own running code holds (a watch list's survivors, a capture's
+        # store) is not a root: it would hide the path the user needs to see.
+        for frame in own_frames:
+            own.update(address for _name, _kind, address in _framelocals.frame_local_ids(frame) or [])
+        candidates = _root_candidates(frames, named)
+        del seeds, frames, own_frames
+        own_list = list(own)
+        nodes = heapalgo.positions(graph.addresses, array("q", own_list + [c[0] for c in candidates]))
+        blocked = bytearray(graph.n)
+        for node in nodes[: len(own_list)]:
+            if node >= 0:
+                blocked[node] = 1
+        roots = [_Root(node, kind, name) for node, (_address, kind, name) in zip(nodes[len(own_list):], candidates)
+                 if node >= 0 and not blocked[node]]
+        snap = cls(graph, roots, _external_roots(graph, blocked), blocked, taken_at)
+        _LIVE_SNAPSHOTS.add(snap)
+        return snap
+
+    # -- looking objects up --------------------------------------------------------
+
+    def node_of(self, obj: object) -> int | None:
+        """The node of live ``obj``, or None when it was not in the heap then."""
+        node = heapalgo.positions(self._graph.addresses, array("q", [id(obj)]))[0]
+        if node < 0 or self.type_names[self._graph.type_ids[node]] != type_name(type(obj)):
+            return None  # an id reused by an object made since the snapshot
+        return node
+
+    def _require(self, obj: object) -> int:
+        node = self.node_of(obj)
+        if node is None:
+            raise ValueError(f"this {short_type_name(type(obj))} object was not in the heap when the snapshot was taken")
+        return node
+
+    def type_totals(self) -> dict[str, tuple[int, int]]:
+        """Per type name: (objects, bytes)."""
+        totals: dict[str, list[int]] = {}
+        graph = self._graph
+        counts = [0] * len(self.type_names)
+        sizes = [0] * len(self.type_names)
+        for node in range(graph.n):
+            t = graph.type_ids[node]
+            counts[t] += 1
+            sizes[t] += graph.sizes[node]
+        for t, name in enumerate(self.type_names):
+            entry = totals.setdefault(name, [0, 0])
+            entry[0] += counts[t]
+            entry[1] += sizes[t]
+        return {name: (c, b) for name, (c, b) in totals.items()}
+
+    # -- retention paths -------------------------------------------------------------
+
+    def _search(self) -> tuple[array, array]:
+        """Shortest paths from the named roots; only what they do not reach gets its path
+        from an object held from outside the heap. (Module dicts are held from outside
+        too, by running frames: a path through them must still start at the module.)"""
+        if self._bfs is None:
+            graph = self._graph
+            named = array("q", (root.node for root in self._roots))
+            self._bfs = heapalgo.bfs(graph.n, graph.offsets, graph.targets, named, self._blocked,
+                                     fallback=self._external)
+        return self._bfs
+
+    def retention_paths(self, obj: object, n: int = 1) -> list[RetentionPath]:
+        """Up to ``n`` distinct shortest labelled paths from a root to ``obj``.
+
+        Empty when nothing reaches ``obj`` from a root (it is garbage, or held only
+        by the caller's own analysis).
+        """
+        if n < 1:
+            raise ValueError("n must be at least 1")
+        target = self._require(obj)
+        parent, dist = self._search()
+        if dist[target] < 0:
+            return []
+        chains = [self._parent_chain(target, parent)]
+        if n > 1:
+            chains += self._other_chains(target, dist, n - 1, chains[0])
+        return [self._label(chain, obj) for chain in chains]
+
+    def _parent_chain(self, target: int, parent: array) -> list[int]:
+        chain = [target]
+        while parent[chain[-1]] >= 0:
+            chain.append(parent[chain[-1]])
+        chain.reverse()
+        return chain
+
+    def _other_chains(self, target: int, dist: array, wanted: int, first: list[int]) -> list[list[int]]:
+        """More shortest chains to ``target``, each differing from those found before."""
+        graph = self._graph
+        found: list[list[int]] = []
+        seen = {tuple(first)}
+        stack: list[list[int]] = [[target]]
+        steps = 0
+        while stack and len(found) < wanted and steps < _MAX_PATH_SEARCH * wanted:
+            steps += 1
+            partial = stack.pop()
+            head = partial[-1]
+            if dist[head] == 0:
+                chain = list(reversed(partial))
+                if tuple(chain) not in seen:
+                    seen.add(tuple(chain))
+                    found.append(chain)
+                continue
+            preds = [u for u in heapalgo.referrers(graph.n, graph.offsets, graph.targets, head)
+                     if dist[u] == dist[head] - 1 and not self._blocked[u]]
+            stack.extend(partial + [u] for u in reversed(preds))
+        return found
+
+    def _label(self, chain: list[int], target_obj: object) -> RetentionPath:
+        graph = self._graph
+        root = self._root_of.get(chain[0])
+        kind, name = (root.kind, root.name) if root is not None else ("external", "?")
+        names = [self.type_names[graph.type_ids[v]] for v in chain]
+        steps = [PathStep(names[0], "")]
+        current = _resolve_root(root, graph.addresses[chain[0]], names[0], target_obj)
+        prev: object = None
+        stale = current is None
+        for i, node in enumerate(chain[1:], start=1):
+            following = None
+            if current is not None:
+                following = _find_referent(current, graph.addresses[node], names[i],
+                                           self._edge_position(chain[i - 1], node))
+            if following is None:
+                stale = stale or current is not None
+                steps.append(PathStep(names[i], f"? ({short_type_name_of(names[i])})"))
+                prev, current = None, None
+                continue
+            steps.append(PathStep(names[i], label_edge(current, following, prev).shown))
+            prev, current = current, following
+        if kind == "external":
+            name = f"held from outside the heap: {short_type_name_of(names[0])}"
+        return RetentionPath(name, kind, _fold_dicts(steps), stale)
+
+    def _edge_position(self, source: int, target: int) -> int:
+        """Where ``target`` is among ``source``'s successors (-1 if it is not)."""
+        graph = self._graph
+        start, end = graph.offsets[source], graph.offsets[source + 1]
+        if end - start > 64:  # a C-speed search in the big case
+            return heapalgo.positions(graph.targets[start:end], array("q", [target]))[0]
+        for k in range(start, end):
+            if graph.targets[k] == target:
+                return k - start
+        return -1
+
+    # -- dominators ---------------------------------------------------------------------
+
+    def _dominator_tree(self) -> tuple[array, array, array]:
+        if self._dominators is None:
+            graph = self._graph
+            sources = array("q", (root.node for root in self._roots)) + self._external
+            idom, order = heapalgo.dominators(graph.n, graph.offsets, graph.targets, sources, self._blocked)
+            retained = heapalgo.retained_sizes(idom, order, graph.sizes)
+            self._dominators = (idom, order, retained)
+        return self._dominators
+
+    def retained_size(self, obj: object) -> int:
+        """Bytes that would be freed if ``obj`` were: its own and every object only it keeps alive."""
+        node = self._require(obj)
+        return self._dominator_tree()[2][node]
+
+    def top_retainers(self, n: int = 10) -> list[Retainer]:
+        """The ``n`` objects that alone keep the most bytes alive (roots themselves left out)."""
+        idom, order, retained = self._dominator_tree()
+        counts = self._dominated_counts(idom, order)
+        # Roots (and what only the virtual root dominates) hold everything below them:
+        # skipped, so the answer names objects. At most len(roots) of them can come first.
+        # A module's __dict__ holds what the module holds: the module's answer, not an object's.
+        modules = {root.node for root in self._roots if root.kind == "module"}
+        candidates = heapalgo.top_indices(retained, n + len(self._roots) + len(self._external))
+        chosen = [node for node in candidates
+                  if idom[node] >= 0 and not (idom[node] in modules and self.type_names[self._graph.type_ids[node]] == "dict")
+                  ][:n]
+        out = []
+        for node in chosen:
+            out.append(Retainer(self.type_names[self._graph.type_ids[node]], retained[node], counts[node],
+                                self._path_to_node(node)))
+        return out
+
+    def _dominated_counts(self, idom: array, order: array) -> array:
+        """Per node, how many objects it dominates (itself included)."""
+        return heapalgo.retained_sizes(idom, order, array("q", [1]) * self.n)
+
+    def _path_to_node(self, node: int) -> RetentionPath | None:
+        parent, dist = self._search()
+        if dist[node] < 0:
+            return None
+        return self._label(self._parent_chain(node, parent), None)
+
+    def survivors(self, patterns: Iterable[str], *, paths: int = 20) -> list[Survivor]:
+        """Every object of a type matching ``patterns`` (qualified or bare class names,
+        shell wildcards), grouped by retention path: "retained" from a root,
+        "uncollectable" (the path starts at an object held from outside the heap) or
+        "cycle" (no path at all: garbage that only the cyclic collector frees).
+        Labelled paths for the first ``paths`` objects; the rest are counted by kind."""
+        patterns = tuple(patterns)
+        wanted = {t for t, names in enumerate(self._type_aliases) if matches_any(names, patterns)}
+        if not wanted:
+            return []
+        graph = self._graph
+        parent, dist = self._search()
+        counts: dict[tuple[str, str, str], int] = {}
+        shown = 0
+        for node in range(graph.n):
+            if graph.type_ids[node] not in wanted or self._blocked[node]:
+                continue
+            name = self.type_names[graph.type_ids[node]]
+            if dist[node] < 0:
+                key = (name, "cycle", "")
+            elif shown < paths:
+                shown += 1
+                path = self._label(self._parent_chain(node, parent), None)
+                key = (name, "uncollectable" if path.root_kind == "external" else "retained", str(path))
+            else:
+                start = self._parent_chain(node, parent)[0]
+                key = (name, "retained" if start in self._root_of else "uncollectable", "")
+            counts[key] = counts.get(key, 0) + 1
+        return [Survivor(type=t, kind=k, count=c, path=p)
+                for (t, k, p), c in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
+
+    # -- comparing snapshots ------------------------------------------------------------
+
+    def diff(self, older: "Snapshot", *, top: int = 10, samples: int = 3) -> SnapshotDiff:
+        """Objects this snapshot holds that ``older`` did not, by type, largest first;
+        for the ``top`` types a few retention paths of their new objects (those still alive)."""
+        graph, old = self._graph, older._graph
+        before = heapalgo.positions(old.addresses, graph.addresses)  # each node's index in older, or -1
+        _parent, dist = self._search()
+        per: dict[str, list[Any]] = {}
+        for node in range(graph.n):
+            if dist[node] < 0:  # garbage, or what only the analysis itself holds
+                continue
+            name = self.type_names[graph.type_ids[node]]
+            j = before[node]
+            if j >= 0 and older.type_names[old.type_ids[j]] == name:
+                continue
+            entry = per.setdefault(name, [0, 0, []])
+            entry[0] += 1
+            entry[1] += graph.sizes[node]
+            if len(entry[2]) < samples:
+                entry[2].append(node)
+        old_totals = older.type_totals()
+        new_totals = self.type_totals()
+        growth = [TypeGrowth(name, c, b, new_totals.get(name, (0, 0))[0] - old_totals.get(name, (0, 0))[0])
+                  for name, (c, b, _) in per.items()]
+        growth.sort(key=lambda g: (-g.count, -g.bytes, g.type))
+        for item in growth[:top]:
+            item.sample_paths = [p for p in (self._path_to_node(v) for v in per[item.type][2]) if p is not None]
+        return SnapshotDiff(growth, sum(g.count for g in growth), sum(g.bytes for g in growth))
+
+
+# -- roots ------------------------------------------------------------------------------------
+
+
+def _stack_frames(frames: dict[int, types.FrameType]) -> Iterable[types.FrameType]:
+    for frame in frames.values():
+        while frame is not None:
+            yield frame
+            frame = frame.f_back  # type: ignore[assignment]
+
+
+def _is_own_frame(frame: types.FrameType) -> bool:
+    filename = os.path.abspath(frame.f_code.co_filename)
+    return filename.startswith(_PACKAGE_DIR + os.sep)
+
+
+def _thread_names() -> dict[int, str]:
+    return {t.ident: t.name for t in threading.enumerate() if t.ident is not None}
+
+
+def _root_candidates(frames: dict[int, types.FrameType],
+                     named: list[tuple[str, int, bool]]) -> list[tuple[int, str, str]]:
+    """``(address, kind, name)`` of every named root, in the order paths prefer them."""
+    found: list[tuple[int, str, str]] = [(address, "module" if is_module else "named", name)
+                                         for name, address, is_module in named]
+    for name, module in sorted(list(sys.modules.items()), key=lambda item: item[0]):
+        if issubclass(type(module), types.ModuleType):  # type(): no user __class__
+            found.append((id(module), "module", f"module {name}"))
+    for address, coroutine in pending_task_ids():
+        found.append((address, "task", f"asyncio task {coroutine}()"))
+    names = _thread_names()
+    for ident, top in frames.items():
+        thread = names.get(ident, f"thread {ident}")
+        frame: types.FrameType | None = top
+        while frame is not None:
+            if not _is_own_frame(frame):
+                site = code_site(frame)
+                where = f"{site.function}() at {site.location}" if site is not None else "?"
+                for local, _kind, address in _framelocals.frame_local_ids(frame) or []:
+                    found.append((address, "local", f"local '{local}' in {where} ({thread})"))
+            frame = frame.f_back
+    return found
+
+
+def _external_roots(graph: HeapGraph, blocked: bytearray) -> array:
+    """The nodes held from outside the heap the graph sees, in node order."""
+    roots = array("q")
+    external = graph.external
+    node = external.find(1)
+    while node >= 0:  # bytearray.find: the scan runs in C
+        if not blocked[node]:
+            roots.append(node)
+        node = external.find(1, node + 1)
+    return roots
+
+
+def _resolve_root(root: _Root | None, address: int, name: str, hint: object) -> object:
+    """The live object of a path's first node, or None when it cannot be found again."""
+    if root is not None and root.kind == "module" and root.name.startswith("module "):
+        module = sys.modules.get(root.name[len("module "):])
+        if id(module) == address:
+            return module
+    if hint is not None and id(hint) == address:
+        return hint
+    for obj in gc.get_objects():
+        if id(obj) == address and type_name(type(obj)) == name:
+            return obj
+    return None
+
+
+def _find_referent(holder: object, address: int, name: str, position: int = -1) -> object:
+    """The referent of ``holder`` at ``address`` (of type ``name``), or None.
+
+    ``position`` is where the graph has the edge among the holder's successors: lists
+    and tuples visit their items last to first, so for one without repeated items it
+    gives the index, which spares building the referents of a huge container.
+    """
+    if position >= 0 and type(holder) in (list, tuple):
+        getitem = list.__getitem__ if type(holder) is list else tuple.__getitem__
+        try:
+            guess = getitem(holder, len(holder) - 1 - position)  # type: ignore[arg-type]
+        except IndexError:
+            guess = None
+        if id(guess) == address and type_name(type(guess)) == name:
+            return guess
+    try:
+        referents = gc.get_referents(holder)
+    except Exception:
+        return None
+    for obj in referents:
+        if id(obj) == address and type_name(type(obj)) == name:
+            return obj
+    # 3.11+: the graph saw the attributes inline, and labelling an earlier path gave
+    # the object its __dict__ since: the attribute is there now.
+    attributes = instance_dict(holder)
+    if attributes is not None:
+        for obj in dict.values(attributes):
+            if id(obj) == address and type_name(type(obj)) == name:
+                return obj
+    return None
+
+
+def _fold_dicts(steps: list[PathStep]) -> list[PathStep]:
+    """``module m -> .__dict__ -> ['CACHE']`` reads ``module m -> .CACHE`` (and the same
+    for an instance whose attributes live in a separate dict)."""
+    out: list[PathStep] = []
+    i = 0
+    while i < len(steps):
+        step = steps[i]
+        if step.label == ".__dict__" and i + 1 < len(steps):
+            key = steps[i + 1].label
+            if key.startswith("['") and key.endswith("']") and key[2:-2].isidentifier():
+                out.append(PathStep(steps[i + 1].type, f".{key[2:-2]}"))
+                i += 2
+                continue
+        out.append(step)
+        i += 1
+    return out

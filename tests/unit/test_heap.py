@@ -1,0 +1,253 @@
+"""snapshot(): roots, labelled retention paths, dominators, diffs; and what it must not do."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import sys
+import weakref
+
+import pytest
+
+import cyclescope
+from cyclescope.heap import Snapshot
+
+pytestmark = pytest.mark.usefixtures("gc_state_kept")
+
+
+class Thing:
+    pass
+
+
+class Widget:
+    __slots__ = ("payload", "__weakref__")
+
+    def __init__(self, payload: object = None) -> None:
+        self.payload = payload
+
+
+class Hostile:
+    """Every hook a careless tool would call raises."""
+
+    def __init__(self, child: object) -> None:
+        self.child = child
+
+    def __getattribute__(self, name: str) -> object:
+        if name in ("__dict__", "__class__", "child"):
+            return object.__getattribute__(self, name)
+        raise RuntimeError(f"__getattribute__({name!r}) called")
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("__eq__ called")
+
+    def __hash__(self) -> int:
+        raise RuntimeError("__hash__ called")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("__repr__ called")
+
+
+# The targets are made inside the containers, never held by a local of the test when
+# the snapshot is taken: a local of a running frame is a root too (a shorter path).
+
+
+def test_path_from_a_module_global_names_the_module_the_key_and_the_index(module) -> None:
+    module.CACHE = {"https://example.test/a": [0, 1, 2, Thing()]}
+    snap = cyclescope.snapshot()
+    (path,) = snap.retention_paths(module.CACHE["https://example.test/a"][3])
+    assert str(path) == "module cs_test_module -> .CACHE -> ['https://example.test/a'] -> [3] -> Thing"
+    assert path.root_kind == "module" and not path.stale
+
+
+def test_path_from_a_local_variable_of_a_running_frame() -> None:
+    def holder() -> Snapshot:
+        kept_here = Widget()
+        snap = cyclescope.snapshot()
+        paths = snap.retention_paths(kept_here)
+        assert paths and paths[0].root_kind == "local"
+        assert paths[0].root.startswith("local 'kept_here' in ")
+        assert "holder()" in paths[0].root and "(MainThread)" in paths[0].root
+        return snap
+
+    holder()
+
+
+def test_path_from_a_pending_asyncio_task() -> None:
+    loop = asyncio.new_event_loop()
+
+    async def keeper(item: object) -> None:
+        await asyncio.Event().wait()
+
+    try:
+        task = loop.create_task(keeper(Widget()))
+        loop.run_until_complete(asyncio.sleep(0))
+        snap = cyclescope.snapshot()
+        coro = task.get_coro()
+        target = next(o for holder in (coro, coro.cr_frame) for o in gc.get_referents(holder) if type(o) is Widget)
+        paths = snap.retention_paths(target, n=3)
+        roots = [p.root for p in paths]
+        assert any(r.startswith("asyncio task ") and "keeper()" in r for r in roots), roots
+        task_path = next(p for p in paths if p.root_kind == "task")
+        assert "local 'item'" in str(task_path)
+        task.cancel()
+        loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
+    finally:
+        loop.close()
+
+
+def test_several_distinct_shortest_paths(module) -> None:
+    module.FIRST = [Thing()]
+    module.SECOND = [module.FIRST[0]]
+    paths = cyclescope.snapshot().retention_paths(module.FIRST[0], n=2)
+    assert sorted(str(p) for p in paths) == [
+        "module cs_test_module -> .FIRST -> [0] -> Thing",
+        "module cs_test_module -> .SECOND -> [0] -> Thing",
+    ]
+
+
+def test_labels_never_call_user_hooks(module) -> None:
+    module.HOSTILE = [Hostile(Thing())]
+    snap = cyclescope.snapshot()
+    (path,) = snap.retention_paths(module.HOSTILE[0].child)
+    assert str(path) == "module cs_test_module -> .HOSTILE -> [0] -> .child -> Thing"
+
+
+def test_an_object_held_only_from_c_is_rooted_outside_the_heap(held_from_c) -> None:
+    address = held_from_c(Widget())
+    snap = cyclescope.snapshot()
+    found = next(o for o in gc.get_objects() if id(o) == address)
+    (path,) = snap.retention_paths(found)
+    assert path.root_kind == "external" and path.root == "held from outside the heap: Widget"
+
+
+def test_retained_size_and_top_retainers(module) -> None:
+    module.BIG = [bytearray(8192) for _ in range(4000)]  # 32 MiB: more than anything else in a test process
+    snap = cyclescope.snapshot()
+    retained = snap.retained_size(module.BIG)
+    assert retained >= 4000 * 8192 + sys.getsizeof(module.BIG)
+    top = snap.top_retainers(5)
+    big = next(r for r in top if r.type == "list" and r.retained_bytes == retained)
+    assert big.retained_objects >= 4001
+    assert big.path is not None and str(big.path).startswith("module cs_test_module -> .BIG")
+
+
+def test_diff_counts_new_objects_by_type_with_sample_paths(module) -> None:
+    older = cyclescope.snapshot()
+    module.WIDGETS = [Widget() for _ in range(500)]
+    newer = cyclescope.snapshot()
+    diff = newer.diff(older, top=20)
+    growth = next(g for g in diff.types if g.type.endswith("test_heap.Widget"))
+    assert growth.count == 500 and growth.net_count == 500
+    assert growth.bytes >= 500 * sys.getsizeof(Widget())
+    assert growth.sample_paths and str(growth.sample_paths[0]).startswith("module cs_test_module -> .WIDGETS -> [")
+
+
+def test_growth_reports_what_the_heap_gained_since_the_previous_call(module) -> None:
+    cyclescope.growth()
+    module.MORE = [Widget() for _ in range(300)]
+    diff = cyclescope.growth()
+    assert diff is not None
+    assert any(g.type.endswith("test_heap.Widget") and g.count == 300 for g in diff.types)
+
+
+def test_a_snapshot_keeps_nothing_alive() -> None:
+    target = Widget()
+    ref = weakref.ref(target)
+    snap = cyclescope.snapshot()
+    assert snap.node_of(target) is not None
+    del target
+    assert ref() is None, "the snapshot must not hold the objects it describes"
+    assert snap.n > 1000
+
+
+def test_an_object_made_after_the_snapshot_is_an_error() -> None:
+    snap = cyclescope.snapshot()
+    later = Widget()
+    with pytest.raises(ValueError, match="not in the heap when the snapshot was taken"):
+        snap.retention_paths(later)
+
+
+def test_frozen_objects_are_in_the_snapshot(module) -> None:
+    module.FROZEN = [Thing()]
+    gc.freeze()
+    try:
+        (path,) = cyclescope.snapshot().retention_paths(module.FROZEN[0])
+        assert str(path) == "module cs_test_module -> .FROZEN -> [0] -> Thing"
+    finally:
+        gc.unfreeze()
+
+
+# -- hostile heaps ----------------------------------------------------------------------------
+
+
+def test_a_path_through_a_huge_container(module) -> None:
+    module.HUGE = list(range(300_000))
+    module.HUGE.append(Thing())
+    (path,) = cyclescope.snapshot().retention_paths(module.HUGE[-1])
+    assert str(path) == "module cs_test_module -> .HUGE -> [300000] -> Thing"
+
+
+def test_threads_changing_the_heap_during_snapshots(module) -> None:
+    import threading
+
+    module.STABLE = {"key": Thing()}
+    module.CHURN = []
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            module.CHURN.append([Widget() for _ in range(50)])
+            if len(module.CHURN) > 20:
+                module.CHURN.pop(0)
+
+    worker = threading.Thread(target=churn, name="churner")
+    worker.start()
+    try:
+        for _ in range(2):
+            snap = cyclescope.snapshot()
+            (path,) = snap.retention_paths(module.STABLE["key"])
+            assert str(path) == "module cs_test_module -> .STABLE -> ['key'] -> Thing"
+        assert snap.top_retainers(3)
+    finally:
+        stop.set()
+        worker.join()
+
+
+def test_weakref_callbacks_firing_during_a_check_do_not_break_it(module) -> None:
+    fired = []
+
+    def callback(ref: object) -> None:
+        fired.append(ref)
+        module.MADE_BY_CALLBACK = [Widget()]  # allocates while the collector runs
+        raise RuntimeError("a callback that raises")
+
+    victim = Widget()
+    victim.payload = victim  # a cycle: freed by the collection check() runs
+    keep = weakref.ref(victim, callback)
+    cyclescope.watch(victim, "self-referencing widget")
+    del victim
+    gc.disable()
+    try:
+        report = cyclescope.check()
+    finally:
+        gc.enable()
+    assert fired and keep() is None
+    (finding,) = report.findings
+    assert finding.kind == "cycle" and finding.reason == "self-referencing widget"
+
+
+def test_asking_twice_through_the_same_instance(module) -> None:
+    # Labelling the first path gives the instance its __dict__ (3.11+ keeps attributes
+    # inline until asked): the second must still find the attribute.
+    module.HOLDER = [Thing()]
+    module.HOLDER[0].inner = Thing()
+    snap = cyclescope.snapshot()
+    paths = [snap.retention_paths(module.HOLDER[0].inner)[0] for _ in range(2)]
+    assert [str(p) for p in paths] == ["module cs_test_module -> .HOLDER -> [0] -> .inner -> Thing"] * 2
+    assert not any(p.stale for p in paths)
+
+
+def test_top_retainers_name_objects_not_a_modules_namespace(module) -> None:
+    module.STORE = [bytearray(8192) for _ in range(4000)]
+    top = cyclescope.snapshot().top_retainers(3)
+    assert top[0].type == "list" and str(top[0].path) == "module cs_test_module -> .STORE -> list"
