@@ -11,11 +11,13 @@ setup(
         Extension(
             "cyclescope._core",
             sources=["src/cyclescope/_core.c"],
+            depends=["src/cyclescope/_carray.h"],
             optional=True,
         ),
         Extension(
             "cyclescope._heapalgo",
             sources=["src/cyclescope/_heapalgo.c"],
+            depends=["src/cyclescope/_carray.h"],
             optional=True,
         ),
     ]

@@ -32,9 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
+#include "_carray.h"
 
 #if PY_VERSION_HEX < 0x030A0000
 #error "cyclescope._core needs CPython 3.10 or later"
@@ -72,109 +70,6 @@ get_state(PyObject *module)
 /* Small helpers                                                             */
 /* ------------------------------------------------------------------------- */
 
-/* Scratch memory.  The graphs of a real capture have hundreds of thousands of
-   nodes, and the algorithms' working arrays are then tens of megabytes of fresh
-   memory: with 4 KiB pages the first touch of each page is a page fault, which
-   costs more than the algorithms themselves.  So large blocks are aligned to and
-   advised for transparent huge pages where Linux offers them (a no-op when THP
-   is off).  Scratch memory comes from the C allocator (so tracemalloc does not
-   count it) and is always released with scratch_free. */
-#define HUGE_PAGE_SIZE ((size_t)2 << 20)
-
-static void *
-scratch_malloc(size_t nbytes)
-{
-    if (nbytes == 0) {
-        nbytes = 1;
-    }
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (nbytes >= HUGE_PAGE_SIZE) {
-        void *p = NULL;
-        if (posix_memalign(&p, HUGE_PAGE_SIZE, nbytes) != 0) {
-            return NULL;
-        }
-        /* Only whole huge pages inside the block; failure is harmless. */
-        (void)madvise(p, nbytes & ~(HUGE_PAGE_SIZE - 1), MADV_HUGEPAGE);
-        return p;
-    }
-#endif
-    return malloc(nbytes);
-}
-
-static void
-scratch_free(void *p)
-{
-    free(p);
-}
-
-/* count zeroed items of item_size bytes, or NULL with MemoryError set.  calloc
-   skips the clearing when it maps fresh pages (which the kernel has zeroed), and
-   the pages are then not touched until used: huge pages can still be asked for. */
-static void *
-scratch_zeroed(Py_ssize_t count, size_t item_size)
-{
-    size_t n = count > 0 ? (size_t)count : 1;
-    void *p = NULL;
-    if (n <= SIZE_MAX / item_size) {
-        p = calloc(n, item_size);
-    }
-    if (p == NULL) {
-        PyErr_NoMemory();
-        return NULL;
-    }
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    uintptr_t start = ((uintptr_t)p + HUGE_PAGE_SIZE - 1) & ~(uintptr_t)(HUGE_PAGE_SIZE - 1);
-    uintptr_t end = ((uintptr_t)p + n * item_size) & ~(uintptr_t)(HUGE_PAGE_SIZE - 1);
-    if (end > start) {
-        (void)madvise((void *)start, end - start, MADV_HUGEPAGE);
-    }
-#endif
-    return p;
-}
-
-/* count items of item_size bytes, or NULL with MemoryError set. */
-static void *
-scratch_array(Py_ssize_t count, size_t item_size)
-{
-    size_t n = count > 0 ? (size_t)count : 0;
-    void *p = NULL;
-    if (n <= SIZE_MAX / item_size) {
-        p = scratch_malloc(n * item_size);
-    }
-    if (p == NULL) {
-        PyErr_NoMemory();
-    }
-    return p;
-}
-
-static int64_t *
-alloc_i64(Py_ssize_t count)
-{
-    return (int64_t *)scratch_array(count, sizeof(int64_t));
-}
-
-static int64_t *
-alloc_i64_filled(Py_ssize_t count, int64_t value)
-{
-    int64_t *p = alloc_i64(count);
-    if (p != NULL) {
-        for (Py_ssize_t i = 0; i < count; i++) {
-            p[i] = value;
-        }
-    }
-    return p;
-}
-
-static unsigned char *
-alloc_bytes_zeroed(Py_ssize_t count)
-{
-    unsigned char *p = (unsigned char *)scratch_array(count, 1);
-    if (p != NULL && count > 0) {
-        memset(p, 0, (size_t)count);
-    }
-    return p;
-}
-
 /* A new array('q') holding a copy of data[0:count]. */
 static PyObject *
 make_q_array(core_state *st, const int64_t *data, Py_ssize_t count)
@@ -200,173 +95,9 @@ make_q_array(core_state *st, const int64_t *data, Py_ssize_t count)
     return arr;
 }
 
-/* An output array('q') of known length, written in place through data. */
-typedef struct {
-    PyObject *array;
-    Py_buffer view;
-    int has_view;
-    int64_t *data;
-} q_output;
-
-static int
-q_output_new(core_state *st, Py_ssize_t count, q_output *out)
-{
-    memset(out, 0, sizeof(*out));
-    out->array = PySequence_Repeat(st->zero_item, count);
-    if (out->array == NULL) {
-        return -1;
-    }
-    if (PyObject_GetBuffer(out->array, &out->view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
-        Py_CLEAR(out->array);
-        return -1;
-    }
-    out->has_view = 1;
-    out->data = (int64_t *)out->view.buf;
-    return 0;
-}
-
-/* Hand over the finished array (a new reference), or drop it (take = 0). */
-static PyObject *
-q_output_finish(q_output *out, int take)
-{
-    PyObject *array = out->array;
-    if (out->has_view) {
-        PyBuffer_Release(&out->view);
-        out->has_view = 0;
-    }
-    out->array = NULL;
-    out->data = NULL;
-    if (!take) {
-        Py_XDECREF(array);
-        return NULL;
-    }
-    return array;
-}
-
 /* ------------------------------------------------------------------------- */
-/* Buffer arguments                                                          */
+/* Input checks                                                              */
 /* ------------------------------------------------------------------------- */
-
-/* A read-only view of an int64 buffer argument.  data is 8-byte aligned: a
-   misaligned buffer (possible with memoryview casts) is copied. */
-typedef struct {
-    Py_buffer view;
-    int has_view;
-    const int64_t *data;
-    int64_t *copy;
-    Py_ssize_t len;
-} i64_arg;
-
-/* Does a struct-module format string describe one native-endian 8-byte
-   signed integer? */
-static int
-is_int64_format(const char *fmt)
-{
-    char order = '@';
-    if (fmt == NULL) {
-        return 0; /* NULL means unsigned bytes */
-    }
-    if (*fmt == '@' || *fmt == '=' || *fmt == '<' || *fmt == '>' || *fmt == '!') {
-        order = *fmt++;
-    }
-    if (fmt[0] == '\0' || fmt[1] != '\0') {
-        return 0;
-    }
-#if PY_LITTLE_ENDIAN
-    if (order == '>' || order == '!') {
-        return 0;
-    }
-#else
-    if (order == '<') {
-        return 0;
-    }
-#endif
-    if (fmt[0] == 'q') {
-        return 1;
-    }
-    /* 'l' is 8 bytes only with native sizes ('@'); the itemsize check catches
-       the rest anyway. */
-    return fmt[0] == 'l' && order == '@' && sizeof(long) == 8;
-}
-
-static int
-get_i64_arg(PyObject *obj, const char *name, i64_arg *arg)
-{
-    memset(arg, 0, sizeof(*arg));
-    if (PyObject_GetBuffer(obj, &arg->view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
-        return -1;
-    }
-    arg->has_view = 1;
-    if (arg->view.ndim != 1 || arg->view.itemsize != 8 || !is_int64_format(arg->view.format)) {
-        PyErr_Format(PyExc_ValueError,
-                     "%s must be a one-dimensional buffer of int64 items "
-                     "(such as array('q')), got format '%s'",
-                     name, arg->view.format ? arg->view.format : "B");
-        return -1;
-    }
-    arg->len = arg->view.len / 8;
-    if (((uintptr_t)arg->view.buf) % sizeof(int64_t) != 0) {
-        arg->copy = alloc_i64(arg->len);
-        if (arg->copy == NULL) {
-            return -1;
-        }
-        memcpy(arg->copy, arg->view.buf, (size_t)arg->len * sizeof(int64_t));
-        arg->data = arg->copy;
-    }
-    else {
-        arg->data = (const int64_t *)arg->view.buf;
-    }
-    return 0;
-}
-
-static void
-release_i64_arg(i64_arg *arg)
-{
-    if (arg->copy != NULL) {
-        scratch_free(arg->copy);
-        arg->copy = NULL;
-    }
-    if (arg->has_view) {
-        PyBuffer_Release(&arg->view);
-        arg->has_view = 0;
-    }
-}
-
-/* A byte buffer argument (bytes, bytearray, ...): item i is true when nonzero. */
-typedef struct {
-    Py_buffer view;
-    int has_view;
-    const unsigned char *data;
-    Py_ssize_t len;
-} bytes_arg;
-
-static int
-get_bytes_arg(PyObject *obj, const char *name, bytes_arg *arg)
-{
-    memset(arg, 0, sizeof(*arg));
-    if (PyObject_GetBuffer(obj, &arg->view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
-        return -1;
-    }
-    arg->has_view = 1;
-    if (arg->view.ndim != 1 || arg->view.itemsize != 1) {
-        PyErr_Format(PyExc_ValueError,
-                     "%s must be a one-dimensional buffer of bytes (such as bytes or bytearray)",
-                     name);
-        return -1;
-    }
-    arg->data = (const unsigned char *)arg->view.buf;
-    arg->len = arg->view.len;
-    return 0;
-}
-
-static void
-release_bytes_arg(bytes_arg *arg)
-{
-    if (arg->has_view) {
-        PyBuffer_Release(&arg->view);
-        arg->has_view = 0;
-    }
-}
 
 /* Check that offsets cuts total items into count runs: count + 1 non-decreasing
    entries from 0 to total.  The names are for the error messages. */
@@ -982,9 +713,9 @@ core_build_graph(PyObject *module, PyObject *arg)
     }
     rb.refs = (const void **)scratch_array(CHUNK_REFS, sizeof(void *));
     if (rb.refs == NULL
-        || q_output_new(st, n + 1, &out_offsets) < 0
-        || q_output_new(st, n, &out_sizes) < 0
-        || q_output_new(st, n, &out_type_ids) < 0
+        || q_output_new(st->zero_item, n + 1, 0, &out_offsets) < 0
+        || q_output_new(st->zero_item, n, 0, &out_sizes) < 0
+        || q_output_new(st->zero_item, n, 0, &out_type_ids) < 0
         || vec_reserve(&targets, n) < 0) {
         goto done;
     }
@@ -2137,7 +1868,7 @@ core_scc(PyObject *module, PyObject *args)
     if (get_i64_arg(o_offsets, "offsets", &offsets_arg) < 0
         || get_i64_arg(o_targets, "targets", &targets_arg) < 0
         || check_csr(n, &offsets_arg, &targets_arg) < 0
-        || q_output_new(st, n, &out_comp) < 0) {
+        || q_output_new(st->zero_item, n, 0, &out_comp) < 0) {
         goto done;
     }
     const int64_t *off = offsets_arg.data;
@@ -2328,7 +2059,7 @@ core_representative_cycles(PyObject *module, PyObject *args)
     const int64_t *rank = rank_arg.data;
     const unsigned char *cyclic = cyclic_arg.data;
 
-    if (q_output_new(st, ncomp + 1, &out_starts) < 0) {
+    if (q_output_new(st->zero_item, ncomp + 1, 0, &out_starts) < 0) {
         goto done;
     }
     int64_t *starts = out_starts.data;
@@ -2490,7 +2221,7 @@ core_attribute_acyclic(PyObject *module, PyObject *args)
     const unsigned char *cyclic = cyclic_arg.data;
 
     queue = alloc_i64(n); /* every node enters at most once */
-    if (queue == NULL || q_output_new(st, n, &out_owner) < 0) {
+    if (queue == NULL || q_output_new(st->zero_item, n, 0, &out_owner) < 0) {
         goto done;
     }
     int64_t *owner = out_owner.data;
@@ -2580,9 +2311,9 @@ core_component_totals(PyObject *module, PyObject *args)
     const int64_t *owner = owner_arg.data;
     const int64_t *sizes = sizes_arg.data;
 
-    if (q_output_new(st, ncomp, &out_size) < 0
-        || q_output_new(st, ncomp, &out_objects) < 0
-        || q_output_new(st, ncomp, &out_bytes) < 0) {
+    if (q_output_new(st->zero_item, ncomp, 0, &out_size) < 0
+        || q_output_new(st->zero_item, ncomp, 0, &out_objects) < 0
+        || q_output_new(st->zero_item, ncomp, 0, &out_bytes) < 0) {
         goto done;
     }
     int64_t *comp_size = out_size.data;
@@ -2764,7 +2495,7 @@ core_cycle_shapes(PyObject *module, PyObject *args)
     first = alloc_i64(ncomp); /* at most one shape per component */
     if (first == NULL
         || shape_table_init(&table, 64) < 0
-        || q_output_new(st, ncomp, &out_shape_of) < 0) {
+        || q_output_new(st->zero_item, ncomp, 0, &out_shape_of) < 0) {
         goto done;
     }
     int64_t *shape_of = out_shape_of.data;
@@ -2861,7 +2592,7 @@ core_members_by_owner(PyObject *module, PyObject *args)
     const int64_t *owner = owner_arg.data;
 
     /* Counting sort by owner; a stable one, so members stay in node order. */
-    if (q_output_new(st, ncomp + 1, &out_starts) < 0) {
+    if (q_output_new(st->zero_item, ncomp + 1, 0, &out_starts) < 0) {
         goto done;
     }
     int64_t *starts = out_starts.data;
@@ -2875,7 +2606,8 @@ core_members_by_owner(PyObject *module, PyObject *args)
         starts[c + 1] += starts[c];
     }
     fill = alloc_i64(ncomp);
-    if (fill == NULL || q_output_new(st, (Py_ssize_t)starts[ncomp], &out_members) < 0) {
+    if (fill == NULL
+        || q_output_new(st->zero_item, (Py_ssize_t)starts[ncomp], 0, &out_members) < 0) {
         goto done;
     }
     if (ncomp > 0) {
@@ -2977,7 +2709,7 @@ core_node_ranks(PyObject *module, PyObject *args)
     const int64_t *comp = comp_arg.data;
 
     referrers = alloc_i64_filled(n, 0);
-    if (referrers == NULL || q_output_new(st, n, &out_rank) < 0) {
+    if (referrers == NULL || q_output_new(st->zero_item, n, 0, &out_rank) < 0) {
         goto done;
     }
     for (Py_ssize_t v = 0; v < n; v++) {
@@ -3060,8 +2792,9 @@ core_shape_totals(PyObject *module, PyObject *args)
             goto done;
         }
     }
-    if (q_output_new(st, nshapes, &out_count) < 0 || q_output_new(st, nshapes, &out_objects) < 0
-        || q_output_new(st, nshapes, &out_bytes) < 0) {
+    if (q_output_new(st->zero_item, nshapes, 0, &out_count) < 0
+        || q_output_new(st->zero_item, nshapes, 0, &out_objects) < 0
+        || q_output_new(st->zero_item, nshapes, 0, &out_bytes) < 0) {
         goto done;
     }
     int64_t *count = out_count.data, *objects = out_objects.data, *nbytes = out_bytes.data;
@@ -3124,16 +2857,7 @@ static int
 core_exec(PyObject *module)
 {
     core_state *st = get_state(module);
-    PyObject *array_module = PyImport_ImportModule("array");
-    if (array_module == NULL) {
-        return -1;
-    }
-    st->array_type = PyObject_GetAttrString(array_module, "array");
-    Py_DECREF(array_module);
-    if (st->array_type == NULL) {
-        return -1;
-    }
-    st->zero_item = PyObject_CallFunction(st->array_type, "C[i]", 'q', 0);
+    st->zero_item = new_q_zero_item(&st->array_type);
     if (st->zero_item == NULL) {
         return -1;
     }

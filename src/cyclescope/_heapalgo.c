@@ -17,8 +17,9 @@
  * function makes its output arrays before it checks the values it will read
  * (or after it has read them): making a Python object can start a garbage
  * collection, and a finalizer could then rewrite a checked buffer.  Working
- * memory comes from malloc and is freed on every path; nothing the caller
- * owns is released.
+ * memory is scratch memory (see _carray.h, which also holds the buffer and
+ * output-array helpers this module shares with _core.c) and is freed on every
+ * path; nothing the caller owns is released.
  *
  * The heaps these run on have millions of nodes, so nothing here recurses:
  * depth-first searches and path compression keep explicit stacks.
@@ -30,6 +31,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "_carray.h"
 
 #if PY_VERSION_HEX < 0x030A0000
 #error "cyclescope._heapalgo needs CPython 3.10 or later"
@@ -50,232 +53,12 @@ get_state(PyObject *module)
 }
 
 /* ------------------------------------------------------------------------- */
-/* Scratch memory                                                            */
+/* Validation                                                                */
 /* ------------------------------------------------------------------------- */
-
-/* count items of size bytes, or NULL with MemoryError set. */
-static void *
-alloc_items(Py_ssize_t count, size_t size)
-{
-    size_t n = count > 0 ? (size_t)count : 0;
-    void *p = NULL;
-    if (n <= SIZE_MAX / size) {
-        p = malloc(n > 0 ? n * size : 1);
-    }
-    if (p == NULL) {
-        PyErr_NoMemory();
-    }
-    return p;
-}
-
-#define ALLOC_N(type, count) ((type *)alloc_items((count), sizeof(type)))
-
-static int64_t *
-alloc_i64(Py_ssize_t count)
-{
-    return ALLOC_N(int64_t, count);
-}
-
-static int64_t *
-alloc_i64_filled(Py_ssize_t count, int64_t value)
-{
-    int64_t *p = alloc_i64(count);
-    if (p != NULL) {
-        for (Py_ssize_t i = 0; i < count; i++) {
-            p[i] = value;
-        }
-    }
-    return p;
-}
-
-/* n flags: a copy of mask (nonzero -> 1), or all 0 when mask is NULL. */
-static unsigned char *
-alloc_mask_copy(const unsigned char *mask, Py_ssize_t n)
-{
-    unsigned char *p = (unsigned char *)alloc_items(n, 1);
-    if (p != NULL) {
-        if (mask == NULL) {
-            memset(p, 0, (size_t)n);
-        }
-        else {
-            for (Py_ssize_t i = 0; i < n; i++) {
-                p[i] = mask[i] != 0;
-            }
-        }
-    }
-    return p;
-}
-
-/* ------------------------------------------------------------------------- */
-/* Output arrays                                                             */
-/* ------------------------------------------------------------------------- */
-
-/* An array('q') of a known length, written in place through data. */
-typedef struct {
-    PyObject *array;
-    Py_buffer view;
-    int has_view;
-    int64_t *data;
-} q_out;
-
-static int
-q_out_new(heap_state *st, Py_ssize_t count, int64_t fill, q_out *out)
-{
-    memset(out, 0, sizeof(*out));
-    out->array = PySequence_Repeat(st->zero_item, count);
-    if (out->array == NULL) {
-        return -1;
-    }
-    if (PyObject_GetBuffer(out->array, &out->view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
-        Py_CLEAR(out->array);
-        return -1;
-    }
-    out->has_view = 1;
-    out->data = (int64_t *)out->view.buf;
-    if (fill != 0) {
-        for (Py_ssize_t i = 0; i < count; i++) {
-            out->data[i] = fill;
-        }
-    }
-    return 0;
-}
-
-/* The finished array as a new reference (take = 1), or drop it (take = 0). */
-static PyObject *
-q_out_finish(q_out *out, int take)
-{
-    PyObject *array = out->array;
-    if (out->has_view) {
-        PyBuffer_Release(&out->view);
-        out->has_view = 0;
-    }
-    out->array = NULL;
-    out->data = NULL;
-    if (!take) {
-        Py_XDECREF(array);
-        return NULL;
-    }
-    return array;
-}
-
-/* ------------------------------------------------------------------------- */
-/* Buffer arguments                                                          */
-/* ------------------------------------------------------------------------- */
-
-/* A read-only int64 buffer argument.  data is 8-byte aligned: a misaligned
-   buffer (a memoryview slice can be one) is copied. */
-typedef struct {
-    Py_buffer view;
-    int has_view;
-    const int64_t *data;
-    int64_t *copy;
-    Py_ssize_t len;
-} i64_in;
-
-/* Is fmt a struct format for one native-endian signed 8-byte integer? */
-static int
-is_int64_format(const char *fmt)
-{
-    char order = '@';
-    if (fmt == NULL) {
-        return 0; /* NULL means unsigned bytes */
-    }
-    if (*fmt == '@' || *fmt == '=' || *fmt == '<' || *fmt == '>' || *fmt == '!') {
-        order = *fmt++;
-    }
-    if (fmt[0] == '\0' || fmt[1] != '\0') {
-        return 0;
-    }
-#if PY_LITTLE_ENDIAN
-    if (order == '>' || order == '!') {
-        return 0;
-    }
-#else
-    if (order == '<') {
-        return 0;
-    }
-#endif
-    if (fmt[0] == 'q') {
-        return 1;
-    }
-    /* 'l' has 8 bytes only with native sizes; the itemsize check backs this. */
-    return fmt[0] == 'l' && order == '@' && sizeof(long) == 8;
-}
-
-static int
-i64_in_get(PyObject *obj, const char *name, i64_in *arg)
-{
-    memset(arg, 0, sizeof(*arg));
-    if (PyObject_GetBuffer(obj, &arg->view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
-        return -1;
-    }
-    arg->has_view = 1;
-    if (arg->view.ndim != 1 || arg->view.itemsize != 8 || !is_int64_format(arg->view.format)) {
-        PyErr_Format(PyExc_ValueError,
-                     "%s must be a one-dimensional buffer of int64 items "
-                     "(such as array('q')), got format '%s'",
-                     name, arg->view.format ? arg->view.format : "B");
-        return -1;
-    }
-    arg->len = arg->view.len / 8;
-    if (((uintptr_t)arg->view.buf) % sizeof(int64_t) != 0) {
-        arg->copy = alloc_i64(arg->len);
-        if (arg->copy == NULL) {
-            return -1;
-        }
-        memcpy(arg->copy, arg->view.buf, (size_t)arg->len * sizeof(int64_t));
-        arg->data = arg->copy;
-    }
-    else {
-        arg->data = (const int64_t *)arg->view.buf;
-    }
-    return 0;
-}
-
-static void
-i64_in_release(i64_in *arg)
-{
-    free(arg->copy);
-    arg->copy = NULL;
-    if (arg->has_view) {
-        PyBuffer_Release(&arg->view);
-        arg->has_view = 0;
-    }
-}
-
-/* An optional byte-mask argument: None gives data = NULL. */
-typedef struct {
-    Py_buffer view;
-    int has_view;
-    const unsigned char *data;
-    Py_ssize_t len;
-} mask_in;
-
-static int
-mask_in_get(PyObject *obj, const char *name, mask_in *arg)
-{
-    memset(arg, 0, sizeof(*arg));
-    if (obj == NULL || obj == Py_None) {
-        return 0;
-    }
-    if (PyObject_GetBuffer(obj, &arg->view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
-        return -1;
-    }
-    arg->has_view = 1;
-    if (arg->view.ndim != 1 || arg->view.itemsize != 1) {
-        PyErr_Format(PyExc_ValueError,
-                     "%s must be a one-dimensional buffer of bytes (such as bytes or bytearray)",
-                     name);
-        return -1;
-    }
-    arg->len = arg->view.len;
-    arg->data = (const unsigned char *)arg->view.buf;
-    return 0;
-}
 
 /* A given mask has want items. */
 static int
-check_mask_len(const mask_in *arg, const char *name, const char *len_name, Py_ssize_t want)
+check_mask_len(const bytes_arg *arg, const char *name, const char *len_name, Py_ssize_t want)
 {
     if (arg->data != NULL && arg->len != want) {
         PyErr_Format(PyExc_ValueError, "%s must have %s = %zd items, not %zd", name, len_name,
@@ -285,22 +68,9 @@ check_mask_len(const mask_in *arg, const char *name, const char *len_name, Py_ss
     return 0;
 }
 
-static void
-mask_in_release(mask_in *arg)
-{
-    if (arg->has_view) {
-        PyBuffer_Release(&arg->view);
-        arg->has_view = 0;
-    }
-}
-
-/* ------------------------------------------------------------------------- */
-/* Validation                                                                */
-/* ------------------------------------------------------------------------- */
-
 /* Every item of nodes is in [0, n). */
 static int
-check_nodes(const char *name, const i64_in *nodes, Py_ssize_t n)
+check_nodes(const char *name, const i64_arg *nodes, Py_ssize_t n)
 {
     for (Py_ssize_t k = 0; k < nodes->len; k++) {
         if (nodes->data[k] < 0 || nodes->data[k] >= n) {
@@ -316,9 +86,9 @@ check_nodes(const char *name, const i64_in *nodes, Py_ssize_t n)
    fallback roots.  An absent sources or fallback has len 0. */
 typedef struct {
     Py_ssize_t n;
-    i64_in offsets, targets, sources;
-    mask_in blocked;
-    i64_in fallback;
+    i64_arg offsets, targets, sources;
+    bytes_arg blocked;
+    i64_arg fallback;
 } graph_args;
 
 /* Take the buffers (o_sources, o_blocked and o_fallback may be NULL, and the
@@ -335,12 +105,12 @@ graph_args_get(graph_args *g, Py_ssize_t n, PyObject *o_offsets, PyObject *o_tar
         PyErr_SetString(PyExc_ValueError, "n must be >= 0");
         return -1;
     }
-    if (i64_in_get(o_offsets, "offsets", &g->offsets) < 0
-        || i64_in_get(o_targets, "targets", &g->targets) < 0
-        || (o_sources != NULL && i64_in_get(o_sources, "sources", &g->sources) < 0)
-        || mask_in_get(o_blocked, "blocked", &g->blocked) < 0
+    if (get_i64_arg(o_offsets, "offsets", &g->offsets) < 0
+        || get_i64_arg(o_targets, "targets", &g->targets) < 0
+        || (o_sources != NULL && get_i64_arg(o_sources, "sources", &g->sources) < 0)
+        || get_optional_bytes_arg(o_blocked, "blocked", &g->blocked) < 0
         || (o_fallback != NULL && o_fallback != Py_None
-            && i64_in_get(o_fallback, "fallback", &g->fallback) < 0)) {
+            && get_i64_arg(o_fallback, "fallback", &g->fallback) < 0)) {
         return -1;
     }
     /* len - 1 != n rather than len != n + 1: n may be PY_SSIZE_T_MAX. */
@@ -385,11 +155,11 @@ graph_args_check(const graph_args *g)
 static void
 graph_args_release(graph_args *g)
 {
-    i64_in_release(&g->offsets);
-    i64_in_release(&g->targets);
-    i64_in_release(&g->sources);
-    mask_in_release(&g->blocked);
-    i64_in_release(&g->fallback);
+    release_i64_arg(&g->offsets);
+    release_i64_arg(&g->targets);
+    release_i64_arg(&g->sources);
+    release_bytes_arg(&g->blocked);
+    release_i64_arg(&g->fallback);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -407,7 +177,7 @@ PyDoc_STRVAR(bfs_doc,
 
 /* Queue the nodes of roots not seen yet, in order, at distance 0. */
 static Py_ssize_t
-bfs_seed(const i64_in *roots, unsigned char *seen, int64_t *dist, int64_t *queue,
+bfs_seed(const i64_arg *roots, unsigned char *seen, int64_t *dist, int64_t *queue,
          Py_ssize_t tail)
 {
     for (Py_ssize_t k = 0; k < roots->len; k++) {
@@ -468,7 +238,7 @@ heap_bfs(PyObject *module, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     graph_args g;
-    q_out out_parent, out_dist;
+    q_output out_parent, out_dist;
     memset(&out_parent, 0, sizeof(out_parent));
     memset(&out_dist, 0, sizeof(out_dist));
     int64_t *queue = NULL;
@@ -476,8 +246,8 @@ heap_bfs(PyObject *module, PyObject *args, PyObject *kwargs)
     PyObject *result = NULL;
 
     if (graph_args_get(&g, n, o_offsets, o_targets, o_sources, o_blocked, o_fallback) < 0
-        || q_out_new(st, n, -1, &out_parent) < 0
-        || q_out_new(st, n, -1, &out_dist) < 0
+        || q_output_new(st->zero_item, n, -1, &out_parent) < 0
+        || q_output_new(st->zero_item, n, -1, &out_dist) < 0
         || graph_args_check(&g) < 0
         || (queue = alloc_i64(n)) == NULL
         || (seen = alloc_mask_copy(g.blocked.data, n)) == NULL) {
@@ -497,18 +267,18 @@ heap_bfs(PyObject *module, PyObject *args, PyObject *kwargs)
     tail = bfs_seed(&g.fallback, seen, dist, queue, tail);
     bfs_expand(off, tg, seen, parent, dist, queue, head, tail);
 
-    PyObject *a_parent = q_out_finish(&out_parent, 1);
-    PyObject *a_dist = q_out_finish(&out_dist, 1);
+    PyObject *a_parent = q_output_finish(&out_parent, 1);
+    PyObject *a_dist = q_output_finish(&out_dist, 1);
     result = PyTuple_Pack(2, a_parent, a_dist);
     Py_DECREF(a_parent);
     Py_DECREF(a_dist);
 
 done:
-    q_out_finish(&out_parent, 0);
-    q_out_finish(&out_dist, 0);
+    q_output_finish(&out_parent, 0);
+    q_output_finish(&out_dist, 0);
     graph_args_release(&g);
-    free(queue);
-    free(seen);
+    scratch_free(queue);
+    scratch_free(seen);
     return result;
 }
 
@@ -531,7 +301,7 @@ heap_referrers(PyObject *module, PyObject *args)
     }
     graph_args g;
     int64_t *found = NULL;
-    q_out out;
+    q_output out;
     memset(&out, 0, sizeof(out));
     PyObject *node_index = NULL, *result = NULL;
 
@@ -573,19 +343,19 @@ heap_referrers(PyObject *module, PyObject *args)
             }
         }
     }
-    if (q_out_new(st, count, 0, &out) < 0) {
+    if (q_output_new(st->zero_item, count, 0, &out) < 0) {
         goto done;
     }
     if (count > 0) {
         memcpy(out.data, found, (size_t)count * sizeof(int64_t));
     }
-    result = q_out_finish(&out, 1);
+    result = q_output_finish(&out, 1);
 
 done:
     graph_args_release(&g);
-    q_out_finish(&out, 0);
+    q_output_finish(&out, 0);
     Py_XDECREF(node_index);
-    free(found);
+    scratch_free(found);
     return result;
 }
 
@@ -677,7 +447,7 @@ heap_dominators(PyObject *module, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     graph_args g;
-    q_out out_idom, out_order;
+    q_output out_idom, out_order;
     memset(&out_idom, 0, sizeof(out_idom));
     memset(&out_order, 0, sizeof(out_order));
     unsigned char *seen = NULL;
@@ -694,15 +464,15 @@ heap_dominators(PyObject *module, PyObject *args, PyObject *kwargs)
                      n, DOM_MAX_NODES);
         goto done;
     }
-    if (q_out_new(st, n, -2, &out_idom) < 0
+    if (q_output_new(st->zero_item, n, -2, &out_idom) < 0
         || graph_args_check(&g) < 0
         || (seen = alloc_mask_copy(g.blocked.data, n)) == NULL
-        || (number = ALLOC_N(vid_t, n)) == NULL
-        || (vert = ALLOC_N(vid_t, n + 1)) == NULL
-        || (info = ALLOC_N(dom_info, n + 1)) == NULL
-        || (stack_v = ALLOC_N(vid_t, n)) == NULL
-        || (stack_pos = ALLOC_N(int64_t, n)) == NULL
-        || (stack_end = ALLOC_N(int64_t, n)) == NULL) {
+        || (number = SCRATCH_N(vid_t, n)) == NULL
+        || (vert = SCRATCH_N(vid_t, n + 1)) == NULL
+        || (info = SCRATCH_N(dom_info, n + 1)) == NULL
+        || (stack_v = SCRATCH_N(vid_t, n)) == NULL
+        || (stack_pos = SCRATCH_N(int64_t, n)) == NULL
+        || (stack_end = SCRATCH_N(int64_t, n)) == NULL) {
         goto done;
     }
     const int64_t *off = g.offsets.data, *tg = g.targets.data;
@@ -766,11 +536,11 @@ heap_dominators(PyObject *module, PyObject *args, PyObject *kwargs)
             }
         }
     }
-    free(stack_v);
+    scratch_free(stack_v);
     stack_v = NULL;
-    free(stack_pos);
+    scratch_free(stack_pos);
     stack_pos = NULL;
-    free(stack_end);
+    scratch_free(stack_end);
     stack_end = NULL;
 
     /* 2. Predecessor lists in CSR form by node id, nodes scanned in id order
@@ -802,7 +572,7 @@ heap_dominators(PyObject *module, PyObject *args, PyObject *kwargs)
     for (Py_ssize_t w = 1; w <= n + 1; w++) {
         pred_off[w] += pred_off[w - 1];
     }
-    if ((preds = ALLOC_N(vid_t, pred_off[n + 1])) == NULL) {
+    if ((preds = SCRATCH_N(vid_t, pred_off[n + 1])) == NULL) {
         goto done;
     }
     for (Py_ssize_t v = 0; v < n; v++) {
@@ -823,7 +593,7 @@ heap_dominators(PyObject *module, PyObject *args, PyObject *kwargs)
             preds[pred_off[s + 1]++] = 0;
         }
     }
-    free(seen);
+    scratch_free(seen);
     seen = NULL;
 
     /* 3. Semidominators.  number is no longer needed and becomes eval's
@@ -859,11 +629,11 @@ heap_dominators(PyObject *module, PyObject *args, PyObject *kwargs)
         info[i].semi = info[i].lsemi = s;
     }
 
-    free(number);
+    scratch_free(number);
     number = NULL;
-    free(pred_off);
+    scratch_free(pred_off);
     pred_off = NULL;
-    free(preds);
+    scratch_free(preds);
     preds = NULL;
 
     /* 4. Immediate dominators. */
@@ -877,7 +647,7 @@ heap_dominators(PyObject *module, PyObject *args, PyObject *kwargs)
     }
 
     int64_t *out = out_idom.data;
-    if (q_out_new(st, count, 0, &out_order) < 0) {
+    if (q_output_new(st->zero_item, count, 0, &out_order) < 0) {
         goto done;
     }
     for (vid_t i = 1; i <= count; i++) {
@@ -885,25 +655,25 @@ heap_dominators(PyObject *module, PyObject *args, PyObject *kwargs)
         out[vert[i]] = d == 0 ? -1 : vert[d];
         out_order.data[i - 1] = vert[i];
     }
-    PyObject *a_idom = q_out_finish(&out_idom, 1);
-    PyObject *a_order = q_out_finish(&out_order, 1);
+    PyObject *a_idom = q_output_finish(&out_idom, 1);
+    PyObject *a_order = q_output_finish(&out_order, 1);
     result = PyTuple_Pack(2, a_idom, a_order);
     Py_DECREF(a_idom);
     Py_DECREF(a_order);
 
 done:
-    q_out_finish(&out_idom, 0);
-    q_out_finish(&out_order, 0);
+    q_output_finish(&out_idom, 0);
+    q_output_finish(&out_order, 0);
     graph_args_release(&g);
-    free(seen);
-    free(number);
-    free(vert);
-    free(info);
-    free(stack_v);
-    free(stack_pos);
-    free(stack_end);
-    free(pred_off);
-    free(preds);
+    scratch_free(seen);
+    scratch_free(number);
+    scratch_free(vert);
+    scratch_free(info);
+    scratch_free(stack_v);
+    scratch_free(stack_pos);
+    scratch_free(stack_end);
+    scratch_free(pred_off);
+    scratch_free(preds);
     return result;
 }
 
@@ -924,18 +694,18 @@ heap_retained_sizes(PyObject *module, PyObject *args)
     if (!PyArg_ParseTuple(args, "OOO:retained_sizes", &o_idom, &o_order, &o_sizes)) {
         return NULL;
     }
-    i64_in idom_in, order_in, sizes_in;
+    i64_arg idom_in, order_in, sizes_in;
     memset(&idom_in, 0, sizeof(idom_in));
     memset(&order_in, 0, sizeof(order_in));
     memset(&sizes_in, 0, sizeof(sizes_in));
-    q_out out_ret;
+    q_output out_ret;
     memset(&out_ret, 0, sizeof(out_ret));
     int64_t *pos = NULL;
     PyObject *result = NULL;
 
-    if (i64_in_get(o_idom, "idom", &idom_in) < 0
-        || i64_in_get(o_order, "order", &order_in) < 0
-        || i64_in_get(o_sizes, "sizes", &sizes_in) < 0) {
+    if (get_i64_arg(o_idom, "idom", &idom_in) < 0
+        || get_i64_arg(o_order, "order", &order_in) < 0
+        || get_i64_arg(o_sizes, "sizes", &sizes_in) < 0) {
         goto done;
     }
     Py_ssize_t n = idom_in.len;
@@ -946,7 +716,8 @@ heap_retained_sizes(PyObject *module, PyObject *args)
                      sizes_in.len);
         goto done;
     }
-    if (q_out_new(st, n, 0, &out_ret) < 0 || (pos = alloc_i64_filled(n, -1)) == NULL) {
+    if (q_output_new(st->zero_item, n, 0, &out_ret) < 0
+        || (pos = alloc_i64_filled(n, -1)) == NULL) {
         goto done;
     }
     for (Py_ssize_t k = 0; k < norder; k++) {
@@ -1006,14 +777,14 @@ heap_retained_sizes(PyObject *module, PyObject *args)
             goto done;
         }
     }
-    result = q_out_finish(&out_ret, 1);
+    result = q_output_finish(&out_ret, 1);
 
 done:
-    q_out_finish(&out_ret, 0);
-    i64_in_release(&idom_in);
-    i64_in_release(&order_in);
-    i64_in_release(&sizes_in);
-    free(pos);
+    q_output_finish(&out_ret, 0);
+    release_i64_arg(&idom_in);
+    release_i64_arg(&order_in);
+    release_i64_arg(&sizes_in);
+    scratch_free(pos);
     return result;
 }
 
@@ -1072,11 +843,11 @@ heap_top_indices(PyObject *module, PyObject *args, PyObject *kwargs)
     }
     Py_ssize_t k = PyNumber_AsSsize_t(k_index, NULL);
     Py_DECREF(k_index);
-    i64_in values_in;
+    i64_arg values_in;
     memset(&values_in, 0, sizeof(values_in));
-    mask_in eligible;
+    bytes_arg eligible;
     memset(&eligible, 0, sizeof(eligible));
-    q_out out_top;
+    q_output out_top;
     memset(&out_top, 0, sizeof(out_top));
     int64_t *heap = NULL;
     PyObject *result = NULL;
@@ -1085,8 +856,8 @@ heap_top_indices(PyObject *module, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_ValueError, "k must be >= 0");
         goto done;
     }
-    if (i64_in_get(o_values, "values", &values_in) < 0
-        || mask_in_get(o_eligible, "eligible", &eligible) < 0
+    if (get_i64_arg(o_values, "values", &values_in) < 0
+        || get_optional_bytes_arg(o_eligible, "eligible", &eligible) < 0
         || check_mask_len(&eligible, "eligible", "len(values)", values_in.len) < 0) {
         goto done;
     }
@@ -1133,19 +904,19 @@ heap_top_indices(PyObject *module, PyObject *args, PyObject *kwargs)
         sift_down(heap, size, 0, values);
         heap[size] = last;
     }
-    if (q_out_new(st, found, 0, &out_top) < 0) {
+    if (q_output_new(st->zero_item, found, 0, &out_top) < 0) {
         goto done;
     }
     if (found > 0) {
         memcpy(out_top.data, heap, (size_t)found * sizeof(int64_t));
     }
-    result = q_out_finish(&out_top, 1);
+    result = q_output_finish(&out_top, 1);
 
 done:
-    q_out_finish(&out_top, 0);
-    i64_in_release(&values_in);
-    mask_in_release(&eligible);
-    free(heap);
+    q_output_finish(&out_top, 0);
+    release_i64_arg(&values_in);
+    release_bytes_arg(&eligible);
+    scratch_free(heap);
     return result;
 }
 
@@ -1198,17 +969,17 @@ heap_positions(PyObject *module, PyObject *args)
     if (!PyArg_ParseTuple(args, "OO:positions", &o_addresses, &o_queries)) {
         return NULL;
     }
-    i64_in addresses_in, queries_in;
+    i64_arg addresses_in, queries_in;
     memset(&addresses_in, 0, sizeof(addresses_in));
     memset(&queries_in, 0, sizeof(queries_in));
-    q_out out_pos;
+    q_output out_pos;
     memset(&out_pos, 0, sizeof(out_pos));
     pos_slot *table = NULL;
     uint64_t *filter = NULL;
     PyObject *result = NULL;
 
-    if (i64_in_get(o_addresses, "addresses", &addresses_in) < 0
-        || i64_in_get(o_queries, "queries", &queries_in) < 0) {
+    if (get_i64_arg(o_addresses, "addresses", &addresses_in) < 0
+        || get_i64_arg(o_queries, "queries", &queries_in) < 0) {
         goto done;
     }
     const int64_t *addresses = addresses_in.data, *queries = queries_in.data;
@@ -1229,9 +1000,9 @@ heap_positions(PyObject *module, PyObject *args)
        only keeps the shifts defined: a table that big fails to allocate.) */
     int fbits = bits + 5 < 58 ? bits + 5 : 58;
     int fshift = 64 - fbits;
-    if (q_out_new(st, nqueries, 0, &out_pos) < 0
-        || (table = ALLOC_N(pos_slot, (Py_ssize_t)size)) == NULL
-        || (filter = (uint64_t *)alloc_items((Py_ssize_t)1 << (fbits - 6), sizeof(uint64_t)))
+    if (q_output_new(st->zero_item, nqueries, 0, &out_pos) < 0
+        || (table = SCRATCH_N(pos_slot, (Py_ssize_t)size)) == NULL
+        || (filter = (uint64_t *)scratch_array((Py_ssize_t)1 << (fbits - 6), sizeof(uint64_t)))
                == NULL) {
         goto done;
     }
@@ -1267,14 +1038,14 @@ heap_positions(PyObject *module, PyObject *args)
     for (Py_ssize_t k = 0; k < nqueries; k++) {
         out_pos.data[k] = pos_find(table, mask, shift, pos_hash(queries[k]), queries[k])->first;
     }
-    result = q_out_finish(&out_pos, 1);
+    result = q_output_finish(&out_pos, 1);
 
 done:
-    q_out_finish(&out_pos, 0);
-    i64_in_release(&addresses_in);
-    i64_in_release(&queries_in);
-    free(table);
-    free(filter);
+    q_output_finish(&out_pos, 0);
+    release_i64_arg(&addresses_in);
+    release_i64_arg(&queries_in);
+    scratch_free(table);
+    scratch_free(filter);
     return result;
 }
 
@@ -1298,17 +1069,7 @@ static int
 heap_exec(PyObject *module)
 {
     heap_state *st = get_state(module);
-    PyObject *array_module = PyImport_ImportModule("array");
-    if (array_module == NULL) {
-        return -1;
-    }
-    PyObject *array_type = PyObject_GetAttrString(array_module, "array");
-    Py_DECREF(array_module);
-    if (array_type == NULL) {
-        return -1;
-    }
-    st->zero_item = PyObject_CallFunction(array_type, "C[i]", 'q', 0);
-    Py_DECREF(array_type);
+    st->zero_item = new_q_zero_item(NULL);
     return st->zero_item == NULL ? -1 : 0;
 }
 
