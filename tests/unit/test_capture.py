@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import threading
+import types
 import weakref
 
 import pytest
@@ -275,7 +276,11 @@ def test_report_holds_no_captured_object() -> None:
             continue
         seen.add(id(obj))
         assert type(obj).__name__ != "Pair"
-        stack.extend(gc.get_referents(obj))
+        # Not through classes and modules into the whole heap: a report is plain data.
+        # (Walking the whole heap with gc.get_referents after an asyncio loop was closed
+        # makes CPython 3.12.1's next gc.collect() spin: seen with this suite's order.)
+        if not isinstance(obj, (type, types.ModuleType)):
+            stack.extend(gc.get_referents(obj))
 
 
 class _Inline:
