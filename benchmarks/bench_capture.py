@@ -26,7 +26,7 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from _common import git_state, write_results  # noqa: E402
+from _common import git_state, parse_size, size_label, versions, write_results  # noqa: E402
 MARKER = "BENCH-RESULT "
 
 # name: (row label, extra environment, slow: one repetition at the largest sizes)
@@ -46,24 +46,6 @@ DOCUMENTED = {"refcycle": "~84x, 560 MB", "guppy": "~31x", "objgraph": "~19x"}
 TARGET_RATIO = 3.0  # cyclescope at most 3x the baseline at 100k cycles
 TARGET_SIZE = 100_000
 TARGET_FREEZE_PERCENT = 10.0  # capture(freeze=True) at most 10% of one full gc.collect()
-
-
-def parse_size(text: str) -> int:
-    text = text.strip().lower().replace("_", "")
-    scale = 1
-    if text.endswith("k"):
-        scale, text = 1_000, text[:-1]
-    elif text.endswith("m"):
-        scale, text = 1_000_000, text[:-1]
-    return int(float(text) * scale)
-
-
-def size_label(n: int) -> str:
-    if n >= 1_000_000 and n % 1_000_000 == 0:
-        return f"{n // 1_000_000}M"
-    if n >= 1_000 and n % 1_000 == 0:
-        return f"{n // 1_000}k"
-    return str(n)
 
 
 # -- child side ----------------------------------------------------------------------------
@@ -321,18 +303,6 @@ def build_profile(prof: dict, label: str) -> list[str]:
     out.append(f"    {'merge_analyses + build_report':<52} {pct(prof['merge_and_build_report'])}")
     out.append(f"    {'release_garbage (frees the store, C core)':<52} {pct(prof.get('release_garbage', 0.0))}")
     out.append(f"    {'rest of __exit__':<52} {pct(prof['exit_other'])}")
-    return out
-
-
-def versions() -> dict[str, str | None]:
-    from importlib import metadata
-
-    out: dict[str, str | None] = {}
-    for dist in ("cyclescope", "refcycle", "objgraph", "guppy3"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = None
     return out
 
 

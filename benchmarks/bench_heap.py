@@ -39,7 +39,7 @@ from typing import Any, Callable
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from _common import git_state, write_results  # noqa: E402
+from _common import git_state, parse_size, size_label, versions, write_results  # noqa: E402
 
 STEP = "BENCH-HEAP-STEP "  # a finished step: JSON
 START = "BENCH-HEAP-START "  # a step about to run: its name (what a timeout is charged to)
@@ -71,24 +71,6 @@ FURTHER = 5  # further queries of each kind, each about a different object (the 
 CHUNK = 500  # units per list of the bulk store
 GROWTH = 2_000  # objects added between the two snapshots that diff() compares
 SHARED_LITERALS = ("etag", "server")  # the only strings a session shares with other objects
-
-
-def parse_size(text: str) -> int:
-    text = text.strip().lower().replace("_", "")
-    scale = 1
-    if text.endswith("k"):
-        scale, text = 1_000, text[:-1]
-    elif text.endswith("m"):
-        scale, text = 1_000_000, text[:-1]
-    return int(float(text) * scale)
-
-
-def size_label(n: int) -> str:
-    if n >= 1_000_000 and n % 1_000_000 == 0:
-        return f"{n // 1_000_000}M"
-    if n >= 1_000 and n % 1_000 == 0:
-        return f"{n // 1_000}k"
-    return str(n)
 
 
 # -- the heap (child side) --------------------------------------------------------------------
@@ -873,18 +855,6 @@ def build_table(size: int, per_tool: dict[str, dict]) -> tuple[str, dict[str, An
         if "error" in res:
             table.text(f"  !! FAILED: {res['error']}")
     return "\n".join(table.lines), targets
-
-
-def versions() -> dict[str, str | None]:
-    from importlib import metadata
-
-    out: dict[str, str | None] = {}
-    for dist in ("cyclescope", "refcycle", "objgraph", "guppy3"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
 
 
 def main() -> None:

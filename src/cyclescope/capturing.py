@@ -75,6 +75,7 @@ class _Collector:
         # that only a collection frees (the pure path, spilled stores, kept objects).
         self.collect_at_release = False
         self._started = 0  # captures started so far: the order of nesting
+        self.reporting: list[Capture] = []  # captures analysing their store right now
         # One bound method for gc.callbacks, so that looking for it there is an identity test.
         self.callback = self.on_gc
 
@@ -326,11 +327,13 @@ class _Collector:
 
     def adopt_new_dict(self, owner: object, new_dict: dict) -> None:
         """Labelling created ``owner``'s instance dict: add it to every recording store
-        holding ``owner``, or their graphs would lose the edges that now run through it.
-        (CPython 3.11+ keeps attributes inline until someone asks for ``__dict__``.)"""
+        holding ``owner`` and to the store being analysed, or their graphs (and the
+        objects a ``keep=True`` capture hands over) would lose the edges that now run
+        through it. (CPython 3.11+ keeps attributes inline until someone asks for
+        ``__dict__``.)"""
         with self.lock:
-            for cap in self.active:
-                if cap.recording and any(obj is owner for obj in cap.store):
+            for cap in [*self.active, *self.reporting]:
+                if (cap.recording or cap in self.reporting) and any(obj is owner for obj in cap.store):
                     cap.store.append(new_dict)
 
     def _set_saveall(self, on: bool) -> None:
@@ -493,11 +496,14 @@ class Capture:
         notes, self._warnings = self._warnings, []
         if self.progress is not None and len(self.store) >= _PROGRESS_FROM:
             self.progress(f"analysing {len(self.store):,} captured objects...")
+        _COLLECTOR.reporting.append(self)
         try:
             parts = self._partials + [analyse(self.store, self._analysis_options())]
         except Exception as exc:  # the host program must not crash because of us
             parts = self._partials
             errors.append(f"analysis failed: {type(exc).__name__}: {exc}")
+        finally:
+            _COLLECTOR.reporting.remove(self)
         self._partials = []
         merged = merge_analyses(parts)
         merged.totals.collections = self.collections

@@ -44,7 +44,7 @@ from cyclescope.describe import code_site, matches_any, short_type_name, type_na
 from cyclescope.report.model import GrowthEntry, Survivor
 from cyclescope.testing.survivors import pending_task_ids
 from cyclescope.heapgraph import HeapGraph, build_heap_graph
-from cyclescope.labels import label_edge
+from cyclescope.labels import Label, fold_through, label_edge
 
 __all__ = ["snapshot", "growth", "Snapshot", "RetentionPath", "PathStep", "Retainer", "TypeGrowth", "SnapshotDiff"]
 
@@ -313,7 +313,7 @@ class Snapshot:
         root = self._root_of.get(chain[0])
         kind, name = (root.kind, root.name) if root is not None else ("external", "?")
         names = [self.type_names[graph.type_ids[v]] for v in chain]
-        steps = [PathStep(names[0], "")]
+        labels: list[Label] = []  # labels[i - 1]: the edge into chain[i]
         current = _resolve_root(root, graph.addresses[chain[0]], names[0], target_obj)
         prev: object = None
         stale = current is None
@@ -324,14 +324,14 @@ class Snapshot:
                                            self._edge_position(chain[i - 1], node))
             if following is None:
                 stale = stale or current is not None
-                steps.append(PathStep(names[i], f"? ({short_type_name_of(names[i])})"))
+                labels.append(Label.same(f"? ({short_type_name_of(names[i])})", "referent"))
                 prev, current = None, None
                 continue
-            steps.append(PathStep(names[i], label_edge(current, following, prev).shown))
+            labels.append(label_edge(current, following, prev))
             prev, current = current, following
         if kind == "external":
             name = f"held from outside the heap: {short_type_name_of(names[0])}"
-        return RetentionPath(name, kind, _fold_dicts(steps), stale)
+        return RetentionPath(name, kind, _steps(names, labels), stale)
 
     def _edge_position(self, source: int, target: int) -> int:
         """Where ``target`` is among ``source``'s successors (-1 if it is not)."""
@@ -551,19 +551,16 @@ def _find_referent(holder: object, address: int, name: str, position: int = -1) 
     return None
 
 
-def _fold_dicts(steps: list[PathStep]) -> list[PathStep]:
-    """``module m -> .__dict__ -> ['CACHE']`` reads ``module m -> .CACHE`` (and the same
-    for an instance whose attributes live in a separate dict)."""
-    out: list[PathStep] = []
+def _steps(names: list[str], labels: list[Label]) -> list[PathStep]:
+    """The path's steps, with ``.__dict__ -> ['a']`` read as ``.a`` (as cycles are)."""
+    steps = [PathStep(names[0], "")]
     i = 0
-    while i < len(steps):
-        step = steps[i]
-        if step.label == ".__dict__" and i + 1 < len(steps):
-            key = steps[i + 1].label
-            if key.startswith("['") and key.endswith("']") and key[2:-2].isidentifier():
-                out.append(PathStep(steps[i + 1].type, f".{key[2:-2]}"))
-                i += 2
-                continue
-        out.append(step)
-        i += 1
-    return out
+    while i < len(labels):
+        folded = fold_through(labels[i], labels[i + 1]) if i + 1 < len(labels) else None
+        if folded is not None:
+            steps.append(PathStep(names[i + 2], folded.shown))
+            i += 2
+        else:
+            steps.append(PathStep(names[i + 1], labels[i].shown))
+            i += 1
+    return steps

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Iterator
 from cyclescope._safe import instance_dict, type_mro, type_namespace
 from cyclescope.describe import format_key
 
-__all__ = ["Label", "label_edge"]
+__all__ = ["Label", "label_edge", "fold_through"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,22 @@ def label_edge(src: object, dst: object, prev: object = None) -> Label:
     except Exception:
         pass
     return _referent_label(src, dst)
+
+
+def fold_through(label: Label, following: Label) -> Label | None:
+    """Two references read as one through the container in between, as a programmer
+    writes them: ``x .__dict__ -> dict ['a']`` is ``x .a``; ``exc .args -> tuple [0]``
+    is ``exc .args[0]``. None when they do not fold."""
+    if label.shown == ".__dict__" and label.kind == "attribute" and following.kind == "key":
+        shown, folded = following.shown, following.folded
+        if shown.startswith("['") and shown.endswith("']") and folded == shown:
+            name = shown[2:-2]
+            if name.isidentifier():
+                return Label.same(f".{name}", "attribute")
+        return Label(f".__dict__{shown}", f".__dict__{folded}", "attribute")
+    if label.shown == ".args" and label.kind == "exception" and following.kind == "index":
+        return Label(f".args{following.shown}", ".args[i]", "exception")
+    return None
 
 
 def _referent_label(src: object, dst: object) -> Label:

@@ -15,6 +15,9 @@ into one of three kinds, which are different problems with different fixes:
   fact is reported.
 
 Objects freed by reference counting, as they should be, are not reported.
+While anything is watched (and inside an ``expect_freed`` block) one callback sits
+in ``gc.callbacks``, to tell a free by the cyclic collector from one by reference
+counting; ``check()``, ``unwatch_all()`` and the end of the block take it away.
 ``with cyclescope.expect_freed(*objs): ...`` watches ``objs`` and fails at the end of
 the block when any of them is reported.
 """
@@ -236,26 +239,13 @@ def _check(entries: list[_Watched]) -> WatchReport:
 
 def _cycle_of(obj: object, garbage: list[Any]) -> Group | None:
     """The analysed group of the strongly connected component of ``garbage`` holding ``obj``."""
-    from cyclescope._safe import instance_dict
     from cyclescope.explain.cycles import analyse
     from cyclescope.graph import build_graph, strongly_connected_components
 
-    # Labelling the capture's report may have given some of these objects their
-    # instance dicts (3.11+ keeps attributes inline until asked): without them the
-    # cycle would not close.
-    seen = {id(o) for o in garbage}
-    objects = list(garbage)
-    for item in garbage:
-        d = instance_dict(item)
-        if d is not None and id(d) not in seen:
-            seen.add(id(d))
-            objects.append(d)
-    del d, item
-    graph = build_graph(objects)
+    graph = build_graph(garbage)
     comp, _ncomp, _cyclic = strongly_connected_components(graph)
-    node = next(i for i, o in enumerate(objects) if o is obj)
-    members = [o for i, o in enumerate(objects) if comp[i] == comp[node]]
-    objects.clear()
+    node = next(i for i, o in enumerate(garbage) if o is obj)
+    members = [o for i, o in enumerate(garbage) if comp[i] == comp[node]]
     groups = analyse(members).groups
     del members
     return groups[0] if groups else None

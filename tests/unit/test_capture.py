@@ -435,3 +435,19 @@ def test_segments_need_a_running_capture_without_keep() -> None:
         seg = cap.segment()
         with pytest.raises(RuntimeError, match="still running"):
             seg.report()
+
+
+def test_keep_hands_over_the_instance_dicts_its_own_report_created() -> None:
+    # 3.11/3.12: labelling the report asks the instances for __dict__, which creates it;
+    # the objects handed to the caller must still hold the whole cycle.
+    with cyclescope.capture(keep=True) as cap:
+        a, b = _Inline(), _Inline()
+        a.peer, b.peer = b, a
+        del a, b
+    assert [g.subject for g in cap.report().groups] == [f"{__name__}._Inline"]
+    from cyclescope.explain.cycles import analyse
+
+    again = analyse(cap.objects)
+    assert [g.subject for g in again.groups] == [f"{__name__}._Inline"], "the cycle no longer closes in cap.objects"
+    cap.objects.clear()
+    gc.collect()

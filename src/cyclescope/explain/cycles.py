@@ -41,7 +41,7 @@ from cyclescope.graph import (
     shape_totals,
     strongly_connected_components,
 )
-from cyclescope.labels import Label, label_edge
+from cyclescope.labels import Label, fold_through, label_edge
 from cyclescope.report.model import Group, Step, Totals, merge_groups
 
 __all__ = ["AnalysisOptions", "Analysis", "analyse", "merge_analyses", "signature_of", "prepare"]
@@ -197,7 +197,7 @@ def _labelled_cycle(objects: Sequence[object]) -> tuple[list[Step], list[str], l
     i = 0
     while i < k:
         obj, label = objects[i], labels[i]
-        merged = _merge_through(obj, label, objects, labels, i)
+        merged = fold_through(label, labels[i + 1]) if i + 1 < k else None
         if merged is not None:
             label = merged
             i += 1  # the dict or args tuple in between is folded into this step
@@ -231,23 +231,6 @@ def _fold_repeats(tokens: list[str]) -> list[str]:
     if len(tokens) < 2:
         return tokens
     return [t for i, t in enumerate(tokens) if not (t == _TRACEBACK_CHAIN and tokens[i - 1] == _TRACEBACK_CHAIN)]
-
-
-def _merge_through(obj: object, label: Label, objects: Sequence[object], labels: list[Label], i: int) -> Label | None:
-    """``x .__dict__ -> dict ['a']`` reads as ``x .a``; ``exc .args -> tuple [0]`` as ``.args[0]``."""
-    if i + 1 >= len(objects):
-        return None
-    nxt = labels[i + 1]
-    if label.shown == ".__dict__" and label.kind == "attribute" and nxt.kind == "key":
-        shown, folded = nxt.shown, nxt.folded
-        if shown.startswith("['") and shown.endswith("']") and folded == shown:
-            name = shown[2:-2]
-            if name.isidentifier():
-                return Label.same(f".{name}", "attribute")
-        return Label(f".__dict__{shown}", f".__dict__{folded}", "attribute")
-    if label.shown == ".args" and label.kind == "exception" and nxt.kind == "index":
-        return Label(f".args{nxt.shown}", ".args[i]", "exception")
-    return None
 
 
 def signature_of(tokens: list[str]) -> str:
