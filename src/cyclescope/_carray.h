@@ -28,27 +28,54 @@
 
 /* The graphs of a real capture or heap have hundreds of thousands to millions
    of nodes, and the algorithms' working arrays are then tens of megabytes of
-   fresh memory: with 4 KiB pages the first touch of each page is a page fault,
-   which costs more than the algorithms themselves.  So large blocks are
-   aligned to and advised for transparent huge pages where Linux offers them (a
-   no-op when THP is off).  Scratch memory comes from the C allocator (so
-   tracemalloc does not count it) and is always released with scratch_free. */
+   fresh memory.  Arrays read and written at random positions (hash tables,
+   per-node state of the graph algorithms) are aligned to and advised for
+   transparent huge pages where Linux offers them (a no-op when THP is off):
+   with 4 KiB pages nearly every access is a TLB miss, and the first touch of
+   each page a page fault.  Arrays written once in order, and arrays small
+   enough for the TLB's reach, get small pages (SCRATCH_SMALL_PAGES): they gain
+   little, and a fault on a huge page can stall for memory compaction
+   (measured on a 1M-object heap snapshot: the first snapshot of a process
+   took 170 ms or, when the kernel had to compact, 330-430 ms; with only its
+   hash table in huge pages, 200-250 ms nearly every time).  Scratch memory
+   comes from the C allocator (so tracemalloc does not count it) and is always
+   released with scratch_free. */
 #define HUGE_PAGE_SIZE ((size_t)2 << 20)
 
+/* Advise the whole huge pages inside [p, p + nbytes) (a no-op where THP is
+   off; failure is harmless). */
+static inline void
+advise_huge_pages(void *p, size_t nbytes)
+{
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    uintptr_t start = ((uintptr_t)p + HUGE_PAGE_SIZE - 1) & ~(uintptr_t)(HUGE_PAGE_SIZE - 1);
+    uintptr_t end = ((uintptr_t)p + nbytes) & ~(uintptr_t)(HUGE_PAGE_SIZE - 1);
+    if (end > start) {
+        (void)madvise((void *)start, end - start, MADV_HUGEPAGE);
+    }
+#else
+    (void)p;
+    (void)nbytes;
+#endif
+}
+
+/* Which pages a scratch array asks for (see above). */
+#define SCRATCH_HUGE_PAGES 1
+#define SCRATCH_SMALL_PAGES 0
+
 static inline void *
-scratch_malloc(size_t nbytes)
+scratch_malloc(size_t nbytes, int pages)
 {
     if (nbytes == 0) {
         nbytes = 1;
     }
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (nbytes >= HUGE_PAGE_SIZE) {
+    if (pages == SCRATCH_HUGE_PAGES && nbytes >= HUGE_PAGE_SIZE) {
         void *p = NULL;
         if (posix_memalign(&p, HUGE_PAGE_SIZE, nbytes) != 0) {
             return NULL;
         }
-        /* Only whole huge pages inside the block; failure is harmless. */
-        (void)madvise(p, nbytes & ~(HUGE_PAGE_SIZE - 1), MADV_HUGEPAGE);
+        advise_huge_pages(p, nbytes);
         return p;
     }
 #endif
@@ -76,25 +103,19 @@ scratch_zeroed(Py_ssize_t count, size_t item_size)
         PyErr_NoMemory();
         return NULL;
     }
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    uintptr_t start = ((uintptr_t)p + HUGE_PAGE_SIZE - 1) & ~(uintptr_t)(HUGE_PAGE_SIZE - 1);
-    uintptr_t end = ((uintptr_t)p + n * item_size) & ~(uintptr_t)(HUGE_PAGE_SIZE - 1);
-    if (end > start) {
-        (void)madvise((void *)start, end - start, MADV_HUGEPAGE);
-    }
-#endif
+    advise_huge_pages(p, n * item_size);
     return p;
 }
 
-/* count items of item_size bytes (count < 0 counts as 0), or NULL with
-   MemoryError set. */
+/* count items of item_size bytes (count < 0 counts as 0) in the pages asked
+   for, or NULL with MemoryError set. */
 static inline void *
-scratch_array(Py_ssize_t count, size_t item_size)
+scratch_block(Py_ssize_t count, size_t item_size, int pages)
 {
     size_t n = count > 0 ? (size_t)count : 0;
     void *p = NULL;
     if (n <= SIZE_MAX / item_size) {
-        p = scratch_malloc(n * item_size);
+        p = scratch_malloc(n * item_size, pages);
     }
     if (p == NULL) {
         PyErr_NoMemory();
@@ -102,7 +123,59 @@ scratch_array(Py_ssize_t count, size_t item_size)
     return p;
 }
 
+/* scratch_block for the usual case: a large array accessed at random positions. */
+static inline void *
+scratch_array(Py_ssize_t count, size_t item_size)
+{
+    return scratch_block(count, item_size, SCRATCH_HUGE_PAGES);
+}
+
 #define SCRATCH_N(type, count) ((type *)scratch_array((count), sizeof(type)))
+
+/* Room for `extra` more items of item_size bytes in the scratch block *data
+   (*cap items, len in use; NULL with *cap 0 for none yet), doubling it and
+   copying the items over (not realloc: the new block gets the pages asked for).
+   -1 with MemoryError set when it cannot grow (the block is then unchanged).
+   Reserve generously where the final size can be guessed: room never touched
+   costs no memory, a copy costs fresh memory twice. */
+static inline int
+scratch_reserve(void **data, Py_ssize_t *cap, Py_ssize_t len, Py_ssize_t extra, size_t item_size,
+                int pages)
+{
+    if (*cap - len >= extra) {
+        return 0;
+    }
+    Py_ssize_t grown_cap = *cap > 0 ? *cap : 64;
+    while (grown_cap - len < extra) {
+        if (grown_cap > PY_SSIZE_T_MAX / 2 / (Py_ssize_t)item_size) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        grown_cap *= 2;
+    }
+    void *grown = scratch_block(grown_cap, item_size, pages);
+    if (grown == NULL) {
+        return -1;
+    }
+    if (len > 0) {
+        memcpy(grown, *data, (size_t)len * item_size);
+    }
+    scratch_free(*data);
+    *data = grown;
+    *cap = grown_cap;
+    return 0;
+}
+
+/* scratch_reserve for a struct with data, len and cap fields, in huge pages
+   (VEC_RESERVE) or small ones (VEC_RESERVE_SMALL). */
+#define VEC_RESERVE_AS(vec, extra, pages)                                         \
+    ((vec)->cap - (vec)->len >= (extra)                                          \
+         ? 0                                                                      \
+         : scratch_reserve((void **)&(vec)->data, &(vec)->cap, (vec)->len, (extra), \
+                           sizeof(*(vec)->data), (pages)))
+#define VEC_RESERVE(vec, extra) VEC_RESERVE_AS(vec, extra, SCRATCH_HUGE_PAGES)
+#define VEC_RESERVE_SMALL(vec, extra) VEC_RESERVE_AS(vec, extra, SCRATCH_SMALL_PAGES)
+
 
 static inline int64_t *
 alloc_i64(Py_ssize_t count)

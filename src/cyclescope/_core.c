@@ -58,6 +58,7 @@ typedef struct {
     PyObject *zero_item;    /* array('q', [0]), repeated to make output arrays */
     PyObject *str_sizeof;   /* interned "__sizeof__" */
     PyObject *str_frombytes; /* interned "frombytes" */
+    PyObject *block_type;   /* _core._Block: see adopt_i64 */
 } core_state;
 
 static inline core_state *
@@ -611,30 +612,6 @@ typedef struct {
     Py_ssize_t cap;
 } i64_vec;
 
-static int
-vec_reserve(i64_vec *v, Py_ssize_t extra)
-{
-    if (v->cap - v->len >= extra) {
-        return 0;
-    }
-    Py_ssize_t cap = v->cap > 0 ? v->cap : 16;
-    while (cap - v->len < extra) {
-        if (cap > PY_SSIZE_T_MAX / 2 / (Py_ssize_t)sizeof(int64_t)) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        cap *= 2;
-    }
-    int64_t *grown = (int64_t *)realloc(v->data, (size_t)cap * sizeof(int64_t));
-    if (grown == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    v->data = grown;
-    v->cap = cap;
-    return 0;
-}
-
 /* Map the gathered referents of sources first..first+count-1 (ref_end[k] is
    where the referents of source first+k end) to edges: listed objects only,
    each once per source, in visiting order. */
@@ -643,7 +620,7 @@ resolve_chunk(ptr_map *index, const ref_buffer *rb, const Py_ssize_t *ref_end,
               Py_ssize_t first, Py_ssize_t count, int64_t *offsets, i64_vec *targets)
 {
     /* At most one edge per referent. */
-    if (vec_reserve(targets, rb->len) < 0) {
+    if (VEC_RESERVE_SMALL(targets, rb->len) < 0) {
         return -1;
     }
     const void **refs = rb->refs;
@@ -716,7 +693,7 @@ core_build_graph(PyObject *module, PyObject *arg)
         || q_output_new(st->zero_item, n + 1, 0, &out_offsets) < 0
         || q_output_new(st->zero_item, n, 0, &out_sizes) < 0
         || q_output_new(st->zero_item, n, 0, &out_type_ids) < 0
-        || vec_reserve(&targets, n) < 0) {
+        || VEC_RESERVE_SMALL(&targets, n) < 0) {
         goto done;
     }
     int64_t *offsets = out_offsets.data;
@@ -775,7 +752,7 @@ core_build_graph(PyObject *module, PyObject *arg)
             else {
                 last_type_id = PyList_GET_SIZE(types);
                 if (map_reserve(&type_index) < 0 || PyList_Append(types, (PyObject *)tp) < 0
-                    || vec_reserve(&fixed_sizes, 1) < 0) {
+                    || VEC_RESERVE_SMALL(&fixed_sizes, 1) < 0) {
                     goto done;
                 }
                 map_put(&type_index, tp, (int32_t)last_type_id);
@@ -1386,43 +1363,6 @@ typedef struct {
     Py_ssize_t cap;
 } byte_vec;
 
-/* Room for `extra` more items of item_size bytes in the scratch block *data
-   (*cap items, len in use), doubling it and copying the items over.  Unlike
-   vec_reserve's realloc, scratch blocks get huge pages: for arrays of millions
-   of items a 4 KiB page fault costs about as much as writing the page. */
-static int
-scratch_reserve(void **data, Py_ssize_t *cap, Py_ssize_t len, Py_ssize_t extra, size_t item_size)
-{
-    if (*cap - len >= extra) {
-        return 0;
-    }
-    Py_ssize_t grown_cap = *cap > 0 ? *cap : 64;
-    while (grown_cap - len < extra) {
-        if (grown_cap > PY_SSIZE_T_MAX / 2 / (Py_ssize_t)item_size) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        grown_cap *= 2;
-    }
-    void *grown = scratch_array(grown_cap, item_size);
-    if (grown == NULL) {
-        return -1;
-    }
-    if (len > 0) {
-        memcpy(grown, *data, (size_t)len * item_size);
-    }
-    scratch_free(*data);
-    *data = grown;
-    *cap = grown_cap;
-    return 0;
-}
-
-#define HEAP_RESERVE(vec, extra)                                                  \
-    ((vec)->cap - (vec)->len >= (extra)                                          \
-         ? 0                                                                      \
-         : scratch_reserve((void **)&(vec)->data, &(vec)->cap, (vec)->len, (extra), \
-                           sizeof(*(vec)->data)))
-
 /* Per type: a size every instance has (>= 0), or how to ask the object. */
 #define SIZE_ASK_NOW (-1)   /* a core type's __sizeof__: computes, runs nothing */
 #define SIZE_ASK_LATER (-2) /* any other: once the closure is done, object held */
@@ -1475,6 +1415,8 @@ typedef struct {
     Py_ssize_t cap;
 } type_info_vec;
 
+/* Only the index is in huge pages: the arrays are written in order, or (accounted)
+   within the TLB's reach (see _carray.h). */
 typedef struct {
     ptr_map index;       /* address -> node; stamps deduplicate edges per source */
     i64_vec nodes;       /* node -> address */
@@ -1517,14 +1459,83 @@ heap_build_free(heap_build *hb)
     scratch_free(hb->type_nodes.data);
 }
 
-/* An array('q') copy of vec[0:count]; the scratch array is freed either way. */
-static PyObject *
-heap_output(core_state *st, i64_vec *vec, Py_ssize_t count)
+/* A scratch array handed to Python without a copy: the block owns the
+   memory and frees it with itself; Python sees it through a read-only
+   memoryview of int64 items.  For a heap of a million objects the copies into
+   array('q') were about 80 MB of fresh memory, whose first touch cost more than
+   the copying. */
+typedef struct {
+    PyObject_HEAD
+    int64_t *data;
+    Py_ssize_t len; /* items */
+    Py_ssize_t itemsize;
+} i64_block;
+
+static int
+i64_block_getbuffer(PyObject *self, Py_buffer *view, int flags)
 {
-    PyObject *array = make_q_array(st, vec->data, count);
-    scratch_free(vec->data);
+    i64_block *block = (i64_block *)self;
+    if (flags & PyBUF_WRITABLE) {
+        PyErr_SetString(PyExc_BufferError, "a heap snapshot's arrays are read-only");
+        view->obj = NULL;
+        return -1;
+    }
+    view->buf = block->data;
+    view->obj = Py_NewRef(self);
+    view->len = block->len * block->itemsize;
+    view->readonly = 1;
+    view->itemsize = block->itemsize;
+    view->format = (flags & PyBUF_FORMAT) ? "q" : NULL;
+    view->ndim = 1;
+    view->shape = (flags & PyBUF_ND) ? &block->len : NULL;
+    view->strides = (flags & PyBUF_STRIDES) == PyBUF_STRIDES ? &block->itemsize : NULL;
+    view->suboffsets = NULL;
+    view->internal = NULL;
+    return 0;
+}
+
+static void
+i64_block_dealloc(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    scratch_free(((i64_block *)self)->data);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static PyType_Slot i64_block_slots[] = {
+    {Py_tp_dealloc, i64_block_dealloc},
+    {Py_bf_getbuffer, i64_block_getbuffer},
+    {Py_tp_doc, "Memory of a heap snapshot's array (seen through a memoryview)."},
+    {0, NULL},
+};
+
+static PyType_Spec i64_block_spec = {
+    .name = "cyclescope._core._Block",
+    .basicsize = sizeof(i64_block),
+    .flags = Py_TPFLAGS_DEFAULT,
+    .slots = i64_block_slots,
+};
+
+/* A read-only memoryview of vec[0:count]; vec's scratch memory now belongs to
+   it (and vec->data is NULL), or is freed on failure. */
+static PyObject *
+adopt_i64(core_state *st, i64_vec *vec, Py_ssize_t count)
+{
+    i64_block *block = PyObject_New(i64_block, (PyTypeObject *)st->block_type);
+    if (block == NULL) {
+        scratch_free(vec->data);
+        vec->data = NULL;
+        return NULL;
+    }
+    Py_INCREF(st->block_type); /* instances of a heap type hold it */
+    block->data = vec->data;
+    block->len = count;
+    block->itemsize = (Py_ssize_t)sizeof(int64_t);
     vec->data = NULL;
-    return array;
+    PyObject *view = PyMemoryView_FromObject((PyObject *)block);
+    Py_DECREF(block);
+    return view;
 }
 
 /* The slot of obj's node, made if obj was no node yet; counts one more
@@ -1543,7 +1554,7 @@ heap_slot_of(heap_build *hb, PyObject *obj)
             PyErr_SetString(PyExc_OverflowError, "heap_snapshot() takes at most 2**31 - 2 nodes");
             return NULL;
         }
-        if (HEAP_RESERVE(&hb->nodes, 1) < 0 || HEAP_RESERVE(&hb->accounted, 1) < 0) {
+        if (VEC_RESERVE_SMALL(&hb->nodes, 1) < 0 || VEC_RESERVE_SMALL(&hb->accounted, 1) < 0) {
             return NULL;
         }
         slot->value = (int32_t)hb->nodes.len;
@@ -1561,7 +1572,7 @@ static int
 heap_resolve_chunk(heap_build *hb, const ref_buffer *rb, const Py_ssize_t *ref_end,
                    Py_ssize_t first, Py_ssize_t count)
 {
-    if (HEAP_RESERVE(&hb->targets, rb->len) < 0) {
+    if (VEC_RESERVE_SMALL(&hb->targets, rb->len) < 0) {
         return -1;
     }
     const void **refs = rb->refs;
@@ -1614,10 +1625,10 @@ heap_close(core_state *st, heap_build *hb, PyObject *types, ptr_map *type_index,
         Py_ssize_t first = processed;
         Py_ssize_t known = hb->nodes.len;
         Py_ssize_t count = 0;
-        if (HEAP_RESERVE(&hb->offsets, CHUNK_SOURCES) < 0
-            || HEAP_RESERVE(&hb->type_ids, CHUNK_SOURCES) < 0
-            || HEAP_RESERVE(&hb->sizes, CHUNK_SOURCES) < 0
-            || HEAP_RESERVE(&hb->tracked, CHUNK_SOURCES) < 0) {
+        if (VEC_RESERVE_SMALL(&hb->offsets, CHUNK_SOURCES) < 0
+            || VEC_RESERVE_SMALL(&hb->type_ids, CHUNK_SOURCES) < 0
+            || VEC_RESERVE_SMALL(&hb->sizes, CHUNK_SOURCES) < 0
+            || VEC_RESERVE_SMALL(&hb->tracked, CHUNK_SOURCES) < 0) {
             goto done;
         }
         rb.len = 0;
@@ -1649,7 +1660,7 @@ heap_close(core_state *st, heap_build *hb, PyObject *types, ptr_map *type_index,
                 else {
                     last_type_id = PyList_GET_SIZE(types);
                     if (map_reserve(type_index) < 0 || PyList_Append(types, (PyObject *)tp) < 0
-                        || HEAP_RESERVE(type_info, 1) < 0) {
+                        || VEC_RESERVE(type_info, 1) < 0) {
                         goto done;
                     }
                     map_put(type_index, tp, (int32_t)last_type_id);
@@ -1663,7 +1674,7 @@ heap_close(core_state *st, heap_build *hb, PyObject *types, ptr_map *type_index,
             /* Nothing changes the count of a non-type object until the end
                (the types list refers to types), so it is read while at hand. */
             if (PyType_Check(obj)) {
-                if (HEAP_RESERVE(&hb->type_nodes, 1) < 0) {
+                if (VEC_RESERVE(&hb->type_nodes, 1) < 0) {
                     goto done;
                 }
                 hb->type_nodes.data[hb->type_nodes.len++] = processed;
@@ -1676,7 +1687,7 @@ heap_close(core_state *st, heap_build *hb, PyObject *types, ptr_map *type_index,
                 goto done;
             }
             if (size == SIZE_ASK_LATER) {
-                if (HEAP_RESERVE(&hb->later, 1) < 0) {
+                if (VEC_RESERVE(&hb->later, 1) < 0) {
                     goto done;
                 }
                 hb->later.data[hb->later.len++] = processed;
@@ -1730,14 +1741,16 @@ core_heap_snapshot(PyObject *module, PyObject *arg)
     /* Nothing may run from here until every reference count is read. */
     int gc_was_enabled = PyGC_Disable();
 
-    /* Heaps reach about as many untracked objects as tracked ones, and hold a
-       few references each.  Room reserved but never used costs no memory. */
-    Py_ssize_t expected = nseeds < PY_SSIZE_T_MAX / 16 ? nseeds * 2 + 1024 : nseeds;
+    /* Heaps reach about half as many untracked objects as tracked ones, and
+       hold three to five references per object.  Room reserved but never
+       touched costs no memory, while growing an array copies it into fresh
+       memory: reserve generously. */
+    Py_ssize_t expected = nseeds < PY_SSIZE_T_MAX / 32 ? nseeds * 2 + 1024 : nseeds;
     if (types == NULL || map_init(&hb.index, (size_t)expected) < 0
-        || map_init(&type_index, 64) < 0 || HEAP_RESERVE(&hb.nodes, expected) < 0
-        || HEAP_RESERVE(&hb.accounted, expected) < 0 || HEAP_RESERVE(&hb.offsets, expected + 1) < 0
-        || HEAP_RESERVE(&hb.type_ids, expected) < 0 || HEAP_RESERVE(&hb.sizes, expected) < 0
-        || HEAP_RESERVE(&hb.tracked, expected) < 0 || HEAP_RESERVE(&hb.targets, expected * 2) < 0) {
+        || map_init(&type_index, 64) < 0 || VEC_RESERVE_SMALL(&hb.nodes, expected) < 0
+        || VEC_RESERVE_SMALL(&hb.accounted, expected) < 0 || VEC_RESERVE_SMALL(&hb.offsets, expected + 1) < 0
+        || VEC_RESERVE_SMALL(&hb.type_ids, expected) < 0 || VEC_RESERVE_SMALL(&hb.sizes, expected) < 0
+        || VEC_RESERVE_SMALL(&hb.tracked, expected) < 0 || VEC_RESERVE_SMALL(&hb.targets, expected * 4) < 0) {
         goto done;
     }
     for (Py_ssize_t i = 0; i < nseeds; i++) {
@@ -1805,13 +1818,11 @@ core_heap_snapshot(PyObject *module, PyObject *arg)
     }
     heap_build_release(&hb);
 
-    /* Each scratch array is let go as soon as it is copied: the allocator can
-       hand its memory to the next output. */
-    PyObject *a_targets = heap_output(st, &hb.targets, hb.targets.len);
-    PyObject *a_offsets = a_targets ? heap_output(st, &hb.offsets, n + 1) : NULL;
-    PyObject *a_addresses = a_offsets ? heap_output(st, &hb.nodes, n) : NULL;
-    PyObject *a_sizes = a_addresses ? heap_output(st, &hb.sizes, n) : NULL;
-    PyObject *a_type_ids = a_sizes ? heap_output(st, &hb.type_ids, n) : NULL;
+    PyObject *a_targets = adopt_i64(st, &hb.targets, hb.targets.len);
+    PyObject *a_offsets = a_targets ? adopt_i64(st, &hb.offsets, n + 1) : NULL;
+    PyObject *a_addresses = a_offsets ? adopt_i64(st, &hb.nodes, n) : NULL;
+    PyObject *a_sizes = a_addresses ? adopt_i64(st, &hb.sizes, n) : NULL;
+    PyObject *a_type_ids = a_sizes ? adopt_i64(st, &hb.type_ids, n) : NULL;
     PyObject *b_tracked = a_type_ids ? PyByteArray_FromStringAndSize((const char *)hb.tracked.data, n) : NULL;
     PyObject *total = b_tracked ? PyLong_FromLongLong(total_size) : NULL;
     if (total != NULL) {
@@ -2869,6 +2880,10 @@ core_exec(PyObject *module)
     if (st->str_frombytes == NULL) {
         return -1;
     }
+    st->block_type = PyType_FromModuleAndSpec(module, &i64_block_spec, NULL);
+    if (st->block_type == NULL) {
+        return -1;
+    }
     return 0;
 }
 
@@ -2879,6 +2894,7 @@ core_traverse(PyObject *module, visitproc visit, void *arg)
     if (st != NULL) {
         Py_VISIT(st->array_type);
         Py_VISIT(st->zero_item);
+        Py_VISIT(st->block_type);
     }
     return 0;
 }
@@ -2892,6 +2908,7 @@ core_clear(PyObject *module)
         Py_CLEAR(st->zero_item);
         Py_CLEAR(st->str_sizeof);
         Py_CLEAR(st->str_frombytes);
+        Py_CLEAR(st->block_type);
     }
     return 0;
 }

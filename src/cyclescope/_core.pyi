@@ -19,9 +19,10 @@ def build_graph(
 
 def heap_snapshot(
     seeds: list[object] | tuple[object, ...], /
-) -> tuple[array[int], array[int], list[type], array[int], array[int], array[int], bytearray, bytearray, int]:
+) -> tuple[memoryview, memoryview, list[type], memoryview, memoryview, memoryview, bytearray, bytearray, int]:
     """``(addresses, type_ids, types, sizes, offsets, targets, external, tracked, total_size)``
-    of the seeds and everything they reach, as ``heapgraph._heap_graph_py``."""
+    of the seeds and everything they reach, as ``heapgraph._heap_graph_py``; the int64
+    arrays are read-only memoryviews (format ``'q'``) of memory handed over without a copy."""
 
 def scc(n: int, offsets: Buffer, targets: Buffer, /) -> tuple[array[int], int, bytearray]:
     """``(comp, ncomp, cyclic)``, as ``graph._scc_py``."""

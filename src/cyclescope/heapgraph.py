@@ -45,20 +45,24 @@ class HeapGraph:
     ``tp_traverse``, or a running frame (from 3.11 on a running frame's locals are
     no referents of its frame object; on 3.10 they are). Immortal objects (3.12+)
     always come out external.
+
+    The int64 arrays are ``array('q')`` from the pure-Python build and read-only
+    ``memoryview`` objects of format ``'q'`` from the C one, which hands its memory
+    over without a copy.
     """
 
     n: int
-    addresses: array  # id() of each node's object at snapshot time
-    type_ids: array  # index into ``types``
+    addresses: Sequence[int]  # id() of each node's object at snapshot time
+    type_ids: Sequence[int]  # index into ``types``
     types: list  # distinct types, in order of first appearance
-    sizes: array  # bytes, as graph.safe_sizeof
-    offsets: array  # length n + 1
-    targets: array  # successors of i: targets[offsets[i]:offsets[i + 1]]
+    sizes: Sequence[int]  # bytes, as graph.safe_sizeof
+    offsets: Sequence[int]  # length n + 1
+    targets: Sequence[int]  # successors of i: targets[offsets[i]:offsets[i + 1]]
     external: bytearray
     tracked: bytearray  # 1 where gc tracks the object
     total_size: int  # sum of sizes
 
-    def successors(self, node: int) -> array:
+    def successors(self, node: int) -> Sequence[int]:
         """The nodes that ``node`` refers to, in traverse order."""
         return self.targets[self.offsets[node] : self.offsets[node + 1]]
 
