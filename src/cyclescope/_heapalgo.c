@@ -3,7 +3,8 @@
  *
  * Every function here returns exactly what its pure-Python reference in
  * heapalgo.py returns (_bfs_py, _referrers_py, _dominators_py,
- * _retained_sizes_py, _top_indices_py, _positions_py), and raises the same
+ * _retained_sizes_py, _top_indices_py, _positions_py, _group_totals_py,
+ * _new_nodes_py), and raises the same
  * exception for the same bad input.  heapalgo.py's docstrings define the semantics and
  * tests/unit/test_heapalgo.py checks the two against each other.
  *
@@ -1050,6 +1051,220 @@ done:
 }
 
 /* ------------------------------------------------------------------------- */
+/* group_totals                                                              */
+/* ------------------------------------------------------------------------- */
+
+PyDoc_STRVAR(group_totals_doc,
+"group_totals(type_ids, group_of, ngroups, sizes, /, mask=None, samples=0)\n--\n\n"
+"Per group of types: (counts, bytes, firsts). Same result as\n"
+"heapalgo._group_totals_py.");
+
+static PyObject *
+heap_group_totals(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    heap_state *st = get_state(module);
+    static char *kwlist[] = {"", "", "", "", "mask", "samples", NULL};
+    PyObject *o_type_ids, *o_group_of, *o_sizes, *o_mask = Py_None;
+    Py_ssize_t ngroups, samples = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOnO|On:group_totals", kwlist, &o_type_ids,
+                                     &o_group_of, &ngroups, &o_sizes, &o_mask, &samples)) {
+        return NULL;
+    }
+    i64_arg type_ids_in, group_of_in, sizes_in;
+    memset(&type_ids_in, 0, sizeof(type_ids_in));
+    memset(&group_of_in, 0, sizeof(group_of_in));
+    memset(&sizes_in, 0, sizeof(sizes_in));
+    bytes_arg mask_in;
+    memset(&mask_in, 0, sizeof(mask_in));
+    q_output out_counts, out_bytes, out_firsts;
+    memset(&out_counts, 0, sizeof(out_counts));
+    memset(&out_bytes, 0, sizeof(out_bytes));
+    memset(&out_firsts, 0, sizeof(out_firsts));
+    PyObject *result = NULL;
+
+    if (ngroups < 0) {
+        PyErr_SetString(PyExc_ValueError, "ngroups must be >= 0");
+        goto done;
+    }
+    if (samples < 0) {
+        PyErr_SetString(PyExc_ValueError, "samples must be >= 0");
+        goto done;
+    }
+    if (get_i64_arg(o_type_ids, "type_ids", &type_ids_in) < 0
+        || get_i64_arg(o_group_of, "group_of", &group_of_in) < 0
+        || get_i64_arg(o_sizes, "sizes", &sizes_in) < 0
+        || get_optional_bytes_arg(o_mask, "mask", &mask_in) < 0) {
+        goto done;
+    }
+    Py_ssize_t n = type_ids_in.len, ntypes = group_of_in.len;
+    if (sizes_in.len != n) {
+        PyErr_Format(PyExc_ValueError, "sizes must have len(type_ids) = %zd items, not %zd", n,
+                     sizes_in.len);
+        goto done;
+    }
+    if (check_mask_len(&mask_in, "mask", "len(type_ids)", n) < 0) {
+        goto done;
+    }
+    if (samples > 0 && ngroups > PY_SSIZE_T_MAX / 8 / samples) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (q_output_new(st->zero_item, ngroups, 0, &out_counts) < 0
+        || q_output_new(st->zero_item, ngroups, 0, &out_bytes) < 0
+        || q_output_new(st->zero_item, ngroups * samples, -1, &out_firsts) < 0) {
+        goto done;
+    }
+    const int64_t *type_ids = type_ids_in.data, *group_of = group_of_in.data;
+    const int64_t *sizes = sizes_in.data;
+    const unsigned char *mask = mask_in.data;
+    for (Py_ssize_t t = 0; t < ntypes; t++) {
+        if (group_of[t] < -1 || group_of[t] >= ngroups) {
+            PyErr_Format(PyExc_ValueError,
+                         "group_of[%zd] = %lld is neither -1 nor a group in [0, %zd)", t,
+                         (long long)group_of[t], ngroups);
+            goto done;
+        }
+    }
+    int64_t *counts = out_counts.data, *bytes = out_bytes.data, *firsts = out_firsts.data;
+    for (Py_ssize_t v = 0; v < n; v++) {
+        int64_t t = type_ids[v];
+        if (t < 0 || t >= ntypes) {
+            PyErr_Format(PyExc_ValueError, "type_ids[%zd] = %lld is not a type in [0, %zd)", v,
+                         (long long)t, ntypes);
+            goto done;
+        }
+        if (sizes[v] < 0) {
+            PyErr_Format(PyExc_ValueError, "sizes[%zd] = %lld is negative", v,
+                         (long long)sizes[v]);
+            goto done;
+        }
+        int64_t g = group_of[t];
+        if (g < 0 || (mask != NULL && !mask[v])) {
+            continue;
+        }
+        if (__builtin_add_overflow(bytes[g], sizes[v], &bytes[g])) {
+            PyErr_SetString(PyExc_OverflowError, "group totals do not fit in 64 bits");
+            goto done;
+        }
+        if (counts[g] < samples) {
+            firsts[g * samples + counts[g]] = v;
+        }
+        counts[g]++;
+    }
+    PyObject *a_counts = q_output_finish(&out_counts, 1);
+    PyObject *a_bytes = q_output_finish(&out_bytes, 1);
+    PyObject *a_firsts = q_output_finish(&out_firsts, 1);
+    if (a_counts != NULL && a_bytes != NULL && a_firsts != NULL) {
+        result = PyTuple_Pack(3, a_counts, a_bytes, a_firsts);
+    }
+    Py_XDECREF(a_counts);
+    Py_XDECREF(a_bytes);
+    Py_XDECREF(a_firsts);
+
+done:
+    q_output_finish(&out_counts, 0);
+    q_output_finish(&out_bytes, 0);
+    q_output_finish(&out_firsts, 0);
+    release_i64_arg(&type_ids_in);
+    release_i64_arg(&group_of_in);
+    release_i64_arg(&sizes_in);
+    release_bytes_arg(&mask_in);
+    return result;
+}
+
+/* ------------------------------------------------------------------------- */
+/* new_nodes                                                                 */
+/* ------------------------------------------------------------------------- */
+
+PyDoc_STRVAR(new_nodes_doc,
+"new_nodes(before, type_ids, group_of, old_type_ids, old_group_of, reached, /)\n--\n\n"
+"The mask of reached nodes that are new since an older graph. Same result\n"
+"as heapalgo._new_nodes_py.");
+
+static PyObject *
+heap_new_nodes(PyObject *module, PyObject *args)
+{
+    PyObject *o_before, *o_type_ids, *o_group_of, *o_old_type_ids, *o_old_group_of, *o_reached;
+    if (!PyArg_ParseTuple(args, "OOOOOO:new_nodes", &o_before, &o_type_ids, &o_group_of,
+                          &o_old_type_ids, &o_old_group_of, &o_reached)) {
+        return NULL;
+    }
+    i64_arg before_in, type_ids_in, group_of_in, old_type_ids_in, old_group_of_in, reached_in;
+    memset(&before_in, 0, sizeof(before_in));
+    memset(&type_ids_in, 0, sizeof(type_ids_in));
+    memset(&group_of_in, 0, sizeof(group_of_in));
+    memset(&old_type_ids_in, 0, sizeof(old_type_ids_in));
+    memset(&old_group_of_in, 0, sizeof(old_group_of_in));
+    memset(&reached_in, 0, sizeof(reached_in));
+    PyObject *result = NULL, *mask_out = NULL;
+
+    if (get_i64_arg(o_before, "before", &before_in) < 0
+        || get_i64_arg(o_type_ids, "type_ids", &type_ids_in) < 0
+        || get_i64_arg(o_group_of, "group_of", &group_of_in) < 0
+        || get_i64_arg(o_old_type_ids, "old_type_ids", &old_type_ids_in) < 0
+        || get_i64_arg(o_old_group_of, "old_group_of", &old_group_of_in) < 0
+        || get_i64_arg(o_reached, "reached", &reached_in) < 0) {
+        goto done;
+    }
+    Py_ssize_t n = before_in.len;
+    if (type_ids_in.len != n || reached_in.len != n) {
+        PyErr_Format(PyExc_ValueError,
+                     "type_ids and reached must have len(before) = %zd items, not %zd and %zd", n,
+                     type_ids_in.len, reached_in.len);
+        goto done;
+    }
+    /* A bytearray runs no code when made: the checked buffers stay as they are. */
+    mask_out = PyByteArray_FromStringAndSize(NULL, n);
+    if (mask_out == NULL) {
+        goto done;
+    }
+    unsigned char *mask = (unsigned char *)PyByteArray_AS_STRING(mask_out);
+    const int64_t *before = before_in.data, *type_ids = type_ids_in.data;
+    const int64_t *group_of = group_of_in.data, *old_type_ids = old_type_ids_in.data;
+    const int64_t *old_group_of = old_group_of_in.data, *reached = reached_in.data;
+    Py_ssize_t ntypes = group_of_in.len, nold = old_type_ids_in.len;
+    Py_ssize_t nold_types = old_group_of_in.len;
+    for (Py_ssize_t v = 0; v < n; v++) {
+        int64_t j = before[v], t = type_ids[v];
+        if (j < -1 || j >= nold) {
+            PyErr_Format(PyExc_ValueError,
+                         "before[%zd] = %lld is neither -1 nor a node in [0, %zd)", v,
+                         (long long)j, nold);
+            goto done;
+        }
+        if (t < 0 || t >= ntypes) {
+            PyErr_Format(PyExc_ValueError, "type_ids[%zd] = %lld is not a type in [0, %zd)", v,
+                         (long long)t, ntypes);
+            goto done;
+        }
+        int is_new = j < 0;
+        if (!is_new) {
+            int64_t old_t = old_type_ids[j];
+            if (old_t < 0 || old_t >= nold_types) {
+                PyErr_Format(PyExc_ValueError,
+                             "old_type_ids[%lld] = %lld is not a type in [0, %zd)", (long long)j,
+                             (long long)old_t, nold_types);
+                goto done;
+            }
+            is_new = old_group_of[old_t] != group_of[t];
+        }
+        mask[v] = (unsigned char)(is_new && reached[v] >= 0);
+    }
+    result = mask_out;
+    mask_out = NULL;
+
+done:
+    Py_XDECREF(mask_out);
+    release_i64_arg(&before_in);
+    release_i64_arg(&type_ids_in);
+    release_i64_arg(&group_of_in);
+    release_i64_arg(&old_type_ids_in);
+    release_i64_arg(&old_group_of_in);
+    release_i64_arg(&reached_in);
+    return result;
+}
+
+/* ------------------------------------------------------------------------- */
 /* Module                                                                    */
 /* ------------------------------------------------------------------------- */
 
@@ -1062,6 +1277,9 @@ static PyMethodDef heap_methods[] = {
     {"top_indices", (PyCFunction)(void (*)(void))heap_top_indices, METH_VARARGS | METH_KEYWORDS,
      top_indices_doc},
     {"positions", heap_positions, METH_VARARGS, positions_doc},
+    {"group_totals", (PyCFunction)(void (*)(void))heap_group_totals, METH_VARARGS | METH_KEYWORDS,
+     group_totals_doc},
+    {"new_nodes", heap_new_nodes, METH_VARARGS, new_nodes_doc},
     {NULL, NULL, 0, NULL},
 };
 

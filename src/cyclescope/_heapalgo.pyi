@@ -36,3 +36,15 @@ def top_indices(values: Buffer, k: int, /, eligible: Buffer | None = None) -> ar
 
 def positions(addresses: Buffer, queries: Buffer, /) -> array[int]:
     """First index in ``addresses`` of each query, or -1, as ``heapalgo._positions_py``."""
+
+def group_totals(
+    type_ids: Buffer, group_of: Buffer, ngroups: int, sizes: Buffer, /, mask: Buffer | None = None,
+    samples: int = 0,
+) -> tuple[array[int], array[int], array[int]]:
+    """``(counts, bytes, firsts)`` per group, as ``heapalgo._group_totals_py``."""
+
+def new_nodes(
+    before: Buffer, type_ids: Buffer, group_of: Buffer, old_type_ids: Buffer, old_group_of: Buffer,
+    reached: Buffer, /,
+) -> bytearray:
+    """Mask of the reached nodes new since the older graph, as ``heapalgo._new_nodes_py``."""

@@ -40,6 +40,8 @@ __all__ = [
     "retained_sizes",
     "top_indices",
     "positions",
+    "group_totals",
+    "new_nodes",
     "using_c_heapalgo",
     "DOMINATORS_MAX_NODES",
 ]
@@ -499,3 +501,106 @@ def positions(addresses: Any, queries: Any, /) -> array:
     if _c is not None:
         return _c.positions(addresses, queries)
     return _positions_py(addresses, queries)
+
+
+# --- totals by type -------------------------------------------------------------------
+
+
+def _group_totals_py(type_ids: Any, group_of: Any, ngroups: Any, sizes: Any, /,
+                     mask: Any = None, samples: Any = 0) -> tuple[array, array, array]:
+    ngroups = _ssize(ngroups)
+    samples = _ssize(samples)
+    if ngroups < 0:
+        raise ValueError("ngroups must be >= 0")
+    if samples < 0:
+        raise ValueError("samples must be >= 0")
+    type_ids = _int64s(type_ids, "type_ids")
+    group_of = _int64s(group_of, "group_of")
+    sizes = _int64s(sizes, "sizes")
+    flags = _mask(mask, "mask")
+    n, ntypes = len(type_ids), len(group_of)
+    if len(sizes) != n:
+        raise ValueError(f"sizes must have len(type_ids) = {n} items, not {len(sizes)}")
+    _check_mask_len(flags, "mask", "len(type_ids)", n)
+    for t, g in enumerate(group_of):
+        if not -1 <= g < ngroups:
+            raise ValueError(f"group_of[{t}] = {g} is neither -1 nor a group in [0, {ngroups})")
+    counts, nbytes, firsts = [0] * ngroups, [0] * ngroups, [-1] * (ngroups * samples)
+    for v in range(n):
+        t = type_ids[v]
+        if not 0 <= t < ntypes:
+            raise ValueError(f"type_ids[{v}] = {t} is not a type in [0, {ntypes})")
+        if sizes[v] < 0:
+            raise ValueError(f"sizes[{v}] = {sizes[v]} is negative")
+        g = group_of[t]
+        if g < 0 or (flags is not None and not flags[v]):
+            continue
+        nbytes[g] += sizes[v]
+        if nbytes[g] > 0x7FFF_FFFF_FFFF_FFFF:
+            raise OverflowError("group totals do not fit in 64 bits")
+        if counts[g] < samples:
+            firsts[g * samples + counts[g]] = v
+        counts[g] += 1
+    return array("q", counts), array("q", nbytes), array("q", firsts)
+
+
+def group_totals(type_ids: Any, group_of: Any, ngroups: int, sizes: Any, /,
+                 mask: Any = None, samples: int = 0) -> tuple[array, array, array]:
+    """Objects and bytes per group of types: ``(counts, bytes, firsts)``.
+
+    Node ``v`` (of type ``type_ids[v]``, ``sizes[v]`` bytes) counts for group
+    ``group_of[type_ids[v]]`` (-1: for none) when ``mask`` is None or sets it.
+    ``counts`` and ``bytes`` have ``ngroups`` items; ``firsts[g * samples:(g + 1) *
+    samples]`` are the first ``samples`` counted nodes of group ``g`` in node order,
+    padded with -1. Every type id and size is checked, counted or not;
+    ``OverflowError`` when a total exceeds int64.
+    """
+    if _c is not None:
+        return _c.group_totals(type_ids, group_of, ngroups, sizes, mask=mask, samples=samples)
+    return _group_totals_py(type_ids, group_of, ngroups, sizes, mask=mask, samples=samples)
+
+
+def _new_nodes_py(before: Any, type_ids: Any, group_of: Any, old_type_ids: Any,
+                  old_group_of: Any, reached: Any, /) -> bytearray:
+    before = _int64s(before, "before")
+    type_ids = _int64s(type_ids, "type_ids")
+    group_of = _int64s(group_of, "group_of")
+    old_type_ids = _int64s(old_type_ids, "old_type_ids")
+    old_group_of = _int64s(old_group_of, "old_group_of")
+    reached = _int64s(reached, "reached")
+    n = len(before)
+    if len(type_ids) != n or len(reached) != n:
+        raise ValueError(f"type_ids and reached must have len(before) = {n} items, "
+                         f"not {len(type_ids)} and {len(reached)}")
+    ntypes, nold, nold_types = len(group_of), len(old_type_ids), len(old_group_of)
+    mask = bytearray(n)
+    for v in range(n):
+        j, t = before[v], type_ids[v]
+        if not -1 <= j < nold:
+            raise ValueError(f"before[{v}] = {j} is neither -1 nor a node in [0, {nold})")
+        if not 0 <= t < ntypes:
+            raise ValueError(f"type_ids[{v}] = {t} is not a type in [0, {ntypes})")
+        is_new = j < 0
+        if not is_new:
+            old_t = old_type_ids[j]
+            if not 0 <= old_t < nold_types:
+                raise ValueError(f"old_type_ids[{j}] = {old_t} is not a type in [0, {nold_types})")
+            is_new = old_group_of[old_t] != group_of[t]
+        mask[v] = is_new and reached[v] >= 0
+    return mask
+
+
+def new_nodes(before: Any, type_ids: Any, group_of: Any, old_type_ids: Any,
+              old_group_of: Any, reached: Any, /) -> bytearray:
+    """Which nodes of a graph are new since an older one: a mask, one byte per node.
+
+    ``before[v]`` is node ``v``'s index in the older graph (-1: it was not there, as
+    :func:`positions` gives it); a node found there counts as new all the same when
+    its type's group (``group_of[type_ids[v]]``) differs from the group of the older
+    node's type (``old_group_of[old_type_ids[before[v]]]``): its address was reused by
+    an object of another kind. Only nodes with ``reached[v] >= 0`` (a distance from
+    :func:`bfs`) can be set.
+    """
+    if _c is not None:
+        return _c.new_nodes(before, type_ids, group_of, old_type_ids, old_group_of, reached)
+    return _new_nodes_py(before, type_ids, group_of, old_type_ids, old_group_of, reached)

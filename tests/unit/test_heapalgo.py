@@ -1073,3 +1073,103 @@ def test_public_functions_pick_a_twin():
     retained = heapalgo.retained_sizes(idom, order, q([1]) * 13)
     assert heapalgo.top_indices(retained, 2) == q([R, C])
     assert heapalgo.top_indices(retained, 1, eligible=b"\0" + b"\1" * 12) == q([C])
+
+
+# --- group_totals and new_nodes -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_group_totals_hand_worked(impl):
+    group_totals = fn(impl, "group_totals")
+    type_ids = q([0, 1, 2, 0, 3, 1, 0])
+    sizes = q([10, 20, 30, 40, 50, 60, 70])
+    group_of = q([0, 1, 0, -1])  # types 0 and 2 share a name; type 3 is counted for none
+    counts, nbytes, firsts = group_totals(type_ids, group_of, 2, sizes, samples=2)
+    assert_q_arrays(counts, nbytes, firsts)
+    assert counts == q([4, 2]) and nbytes == q([150, 80])
+    assert firsts == q([0, 2, 1, 5])  # the first two counted nodes of each group, in node order
+    counts, nbytes, firsts = group_totals(type_ids, group_of, 3, sizes, mask=bytes([0, 1, 1, 0, 1, 0, 5]), samples=3)
+    assert counts == q([2, 1, 0]) and nbytes == q([100, 20, 0])
+    assert firsts == q([2, 6, -1, 1, -1, -1, -1, -1, -1])
+    assert group_totals(q(), q(), 0, q()) == (q(), q(), q())
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize(
+    "args, kwargs, error, match",
+    [
+        ((q([0]), q([0]), -1, q([1])), {}, ValueError, "ngroups must be >= 0"),
+        ((q([0]), q([0]), 1, q([1])), {"samples": -1}, ValueError, "samples must be >= 0"),
+        ((q([0]), q([0]), 1, q([1, 2])), {}, ValueError, r"sizes must have len\(type_ids\) = 1 items, not 2"),
+        ((q([0]), q([0]), 1, q([1])), {"mask": b"\1\1"}, ValueError, r"mask must have len\(type_ids\) = 1"),
+        ((q([0]), q([1]), 1, q([1])), {}, ValueError, r"group_of\[0\] = 1 is neither -1 nor a group in \[0, 1\)"),
+        ((q([0, 1]), q([0]), 1, q([1, 1])), {}, ValueError, r"type_ids\[1\] = 1 is not a type in \[0, 1\)"),
+        ((q([0, 0]), q([-1]), 1, q([1, -3])), {}, ValueError, r"sizes\[1\] = -3 is negative"),  # uncounted too
+        ((q([0, 0]), q([0]), 1, q([2**62, 2**62])), {}, OverflowError, "group totals do not fit"),
+        ((array("i", [0]), q([0]), 1, q([1])), {}, ValueError, "type_ids must be .* int64"),
+    ],
+)
+def test_group_totals_bad_input(impl, args, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        fn(impl, "group_totals")(*args, **kwargs)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_new_nodes_hand_worked(impl):
+    new_nodes = fn(impl, "new_nodes")
+    old_type_ids = q([0, 1, 1])
+    old_group_of = q([7, 8])  # old types 0 and 1 are named 7 and 8
+    group_of = q([8, 7, 9])
+    before = q([2, -1, 0, 1, 0, -1])
+    type_ids = q([0, 0, 1, 2, 1, 2])
+    reached = q([0, 3, 1, 2, -1, -1])
+    mask = new_nodes(before, type_ids, group_of, old_type_ids, old_group_of, reached)
+    assert type(mask) is bytearray
+    # 0: same address, same name: old. 1: not there before: new. 2: same name (7): old.
+    # 3: address reused by another type (8 -> 9): new. 4 and 5: not reached: left out.
+    assert list(mask) == [0, 1, 0, 1, 0, 0]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((q([0]), q([0, 0]), q([0]), q([0]), q([0]), q([0])), r"type_ids and reached must have len\(before\) = 1"),
+        ((q([0]), q([0]), q([0]), q([0]), q([0]), q()), r"type_ids and reached must have len\(before\) = 1"),
+        ((q([1]), q([0]), q([0]), q([0]), q([0]), q([0])), r"before\[0\] = 1 is neither -1 nor a node in \[0, 1\)"),
+        ((q([-2]), q([0]), q([0]), q([0]), q([0]), q([0])), r"before\[0\] = -2 is neither"),
+        ((q([-1]), q([1]), q([0]), q([0]), q([0]), q([0])), r"type_ids\[0\] = 1 is not a type in \[0, 1\)"),
+        ((q([0]), q([0]), q([0]), q([3]), q([0]), q([0])), r"old_type_ids\[0\] = 3 is not a type in \[0, 1\)"),
+    ],
+)
+def test_new_nodes_bad_input(impl, args, match):
+    with pytest.raises(ValueError, match=match):
+        fn(impl, "new_nodes")(*args)
+
+
+@needs_c
+@pytest.mark.parametrize("seed", range(20))
+def test_group_totals_and_new_nodes_random_agree(seed):
+    rng = random.Random(7100 + seed)
+    n, nold, ntypes, nold_types = (rng.choice([0, 1, 50, 2000]) for _ in range(4))
+    ntypes, nold_types = max(ntypes, 1), max(nold_types, 1)
+    ngroups = rng.choice([1, 3, 40])
+    group_of = q(rng.randrange(-1, ngroups) for _ in range(ntypes))
+    old_group_of = q(rng.randrange(-1, ngroups) for _ in range(nold_types))
+    type_ids = q(rng.randrange(ntypes) for _ in range(n))
+    old_type_ids = q(rng.randrange(nold_types) for _ in range(nold))
+    sizes = q(rng.randrange(1 << rng.choice([4, 20, 40])) for _ in range(n))
+    before = q(rng.randrange(-1, nold) if nold else -1 for _ in range(n))
+    reached = q(rng.choice([-1, 0, 5]) for _ in range(n))
+    mask = fn("py", "new_nodes")(before, type_ids, group_of, old_type_ids, old_group_of, reached)
+    assert fn("c", "new_nodes")(before, type_ids, group_of, old_type_ids, old_group_of, reached) == mask
+    samples = rng.choice([0, 1, 3])
+    for m in (None, mask):
+        py = fn("py", "group_totals")(type_ids, group_of, ngroups, sizes, mask=m, samples=samples)
+        c = fn("c", "group_totals")(type_ids, group_of, ngroups, sizes, mask=m, samples=samples)
+        assert c == py
+        expected = [0] * ngroups
+        for v in range(n):
+            if group_of[type_ids[v]] >= 0 and (m is None or m[v]):
+                expected[group_of[type_ids[v]]] += sizes[v]
+        assert list(c[1]) == expected
