@@ -2,20 +2,22 @@
 
 Nothing here runs user code. Type and function names are read through the C
 getters of ``type`` and code objects (a metaclass cannot intercept them); source
-lines come from ``linecache`` by file name only; values are shown only when they
+lines are read by file name only (:mod:`cyclescope.sourcelines`, which leaves
+``linecache`` as it was); values are shown only when they
 are plain built-in scalars, bounded in length, with secrets redacted.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import linecache
 import os
 import re
 import sys
 import types
 from dataclasses import dataclass
 from typing import Iterable
+
+from cyclescope.sourcelines import getline
 
 __all__ = [
     "type_name",
@@ -141,7 +143,7 @@ def _generator_code(obj: object) -> types.CodeType | None:
 
 def _site(code: types.CodeType, lineno: int | None) -> CodeSite:
     line = lineno or code.co_firstlineno
-    source = linecache.getline(code.co_filename, line).strip() if line else ""
+    source = getline(code.co_filename, line) if line else ""
     return CodeSite(_code_qualname(code), code.co_filename, line, source)
 
 

@@ -49,6 +49,7 @@ from cyclescope.labels import Label, fold_through, label_edge
 __all__ = ["snapshot", "growth", "Snapshot", "RetentionPath", "PathStep", "Retainer", "TypeGrowth", "SnapshotDiff"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_PACKAGE = __name__.partition(".")[0]
 _PROGRESS_FROM = 1_000_000  # heaps this large take long enough to say so
 _MAX_PATH_SEARCH = 64  # backward steps tried per extra path when enumerating distinct paths
 
@@ -59,6 +60,7 @@ class PathStep:
 
     type: str  # qualified type name
     label: str  # the reference from the previous step ("" for the root itself)
+    shape: str = ""  # the label with positions folded ("[i]"); keys are kept
 
 
 @dataclass
@@ -70,12 +72,19 @@ class RetentionPath:
     steps: list[PathStep]
     stale: bool = False  # the heap changed since the snapshot: a step could not be found again
 
+    def signature(self) -> str:
+        """The path's shape: what objects retained the same way have in common (the
+        root, and each step with sequence positions folded: the 20 responses of one
+        list share it; dict keys are kept, as they name what holds the object)."""
+        return " -> ".join([self.root] + [f"{step.shape} {step.type}" for step in self.steps[1:]])
+
     def __str__(self) -> str:
         parts = [self.root]
         for step in self.steps[1:]:
             parts.append(step.label)
-        tail = short_type_name_of(self.steps[-1].type) if self.steps else "?"
-        text = " -> ".join(parts + [tail])
+        if self.root_kind != "external" or len(self.steps) > 1:  # an external root names its type
+            parts.append(short_type_name_of(self.steps[-1].type) if self.steps else "?")
+        text = " -> ".join(parts)
         return text + (" (the heap changed since the snapshot)" if self.stale else "")
 
 
@@ -191,8 +200,10 @@ class Snapshot:
         seeds = gc.get_objects()
         if progress is not None and len(seeds) >= _PROGRESS_FROM:
             progress(f"snapshot of {len(seeds):,} objects...")
-        # Earlier snapshots still alive are the analysis's own objects too, with all they hold.
-        own = {id(seeds), id(frames), *(id(snap) for snap in list(_LIVE_SNAPSHOTS))}
+        # Earlier snapshots still alive are the analysis's own objects too, with all they
+        # hold, and so are cyclescope's module namespaces: its caches (parsed sources for
+        # fix hints, ...) would otherwise be the heap's growth after every report.
+        own = {id(seeds), id(frames), *(id(snap) for snap in list(_LIVE_SNAPSHOTS)), *_own_namespaces()}
         seeds.append(sys.modules)
         seeds.extend(frames.values())
         seeds.extend(extra_roots.values())
@@ -304,9 +315,10 @@ class Snapshot:
         kind, name = (root.kind, root.name) if root is not None else ("external", "?")
         names = [self.type_names[graph.type_ids[v]] for v in chain]
         labels: list[Label] = []  # labels[i - 1]: the edge into chain[i]
-        current = _resolve_root(root, graph.addresses[chain[0]], names[0], target_obj)
+        # With no edge to label (the object is a root itself) nothing needs finding again.
+        current = _resolve_root(root, graph.addresses[chain[0]], names[0], target_obj) if len(chain) > 1 else None
         prev: object = None
-        stale = current is None
+        stale = current is None and len(chain) > 1
         for i, node in enumerate(chain[1:], start=1):
             following = None
             if current is not None:
@@ -380,34 +392,41 @@ class Snapshot:
 
     def survivors(self, patterns: Iterable[str], *, paths: int = 20) -> list[Survivor]:
         """Every object of a type matching ``patterns`` (qualified or bare class names,
-        shell wildcards), grouped by retention path: "retained" from a root,
-        "uncollectable" (the path starts at an object held from outside the heap) or
-        "cycle" (no path at all: garbage that only the cyclic collector frees).
-        Labelled paths for the first ``paths`` objects; the rest are counted by kind."""
+        shell wildcards), by kind: "retained" from a root, "uncollectable" (the path
+        starts at an object held from outside the heap) or "cycle" (no path at all:
+        garbage that only the cyclic collector frees). The first ``paths`` objects get
+        labelled paths and are grouped by the path's shape (sequence positions folded:
+        a list's 20 responses are one group, shown by one example). Objects are
+        labelled until ``paths`` shapes are found (or ``10 * paths`` objects are); the
+        rest are counted by kind, after the groups."""
         patterns = tuple(patterns)
-        wanted = {t for t, names in enumerate(self._type_aliases) if matches_any(names, patterns)}
-        if not wanted:
+        group_of = array("q", (0 if matches_any(names, patterns) else -1 for names in self._type_aliases))
+        if 0 not in group_of:
             return []
         graph = self._graph
+        visible = self._blocked.translate(_FLIP)
+        found, _, _ = heapalgo.group_totals(graph.type_ids, group_of, 1, graph.sizes, mask=visible)
+        _, _, nodes = heapalgo.group_totals(graph.type_ids, group_of, 1, graph.sizes, mask=visible,
+                                            samples=found[0])
         parent, dist = self._search()
-        counts: dict[tuple[str, str, str], int] = {}
-        shown = 0
-        for node in range(graph.n):
-            if graph.type_ids[node] not in wanted or self._blocked[node]:
-                continue
+        groups: dict[tuple[str, str, str], list[Any]] = {}  # key -> [count, example path]
+        labelled = shapes = 0
+        for node in nodes:
             name = self.type_names[graph.type_ids[node]]
             if dist[node] < 0:
-                key = (name, "cycle", "")
-            elif shown < paths:
-                shown += 1
+                key, example = (name, "cycle", ""), ""
+            elif shapes < paths and labelled < 10 * paths:
+                labelled += 1
                 path = self._label(self._parent_chain(node, parent), None)
-                key = (name, "uncollectable" if path.root_kind == "external" else "retained", str(path))
+                kind = "uncollectable" if path.root_kind == "external" else "retained"
+                key, example = (name, kind, path.signature()), str(path)
+                shapes += key not in groups
             else:
                 start = self._parent_chain(node, parent)[0]
-                key = (name, "retained" if start in self._root_of else "uncollectable", "")
-            counts[key] = counts.get(key, 0) + 1
-        return [Survivor(type=t, kind=k, count=c, path=p)
-                for (t, k, p), c in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
+                key, example = (name, "retained" if start in self._root_of else "uncollectable", ""), ""
+            groups.setdefault(key, [0, example])[0] += 1
+        order = sorted(groups.items(), key=lambda item: (not item[0][2], -item[1][0], item[0]))
+        return [Survivor(type=t, kind=k, count=count, path=example) for (t, k, _), (count, example) in order]
 
     # -- comparing snapshots ------------------------------------------------------------
 
@@ -438,6 +457,9 @@ class Snapshot:
         return SnapshotDiff(growth, sum(g.count for g in growth), sum(g.bytes for g in growth))
 
 
+_FLIP = bytes([1]) + bytes(255)  # bytes.translate table: 0 -> 1, anything else -> 0
+
+
 def _name_groups(type_names: list[str], group_ids: dict[str, int]) -> tuple[list[str], array]:
     """Number the distinct names in ``type_names`` (adding to ``group_ids``, shared between
     calls): ``(names by group id, the group of each type id)``."""
@@ -453,6 +475,15 @@ def _stack_frames(frames: dict[int, types.FrameType]) -> Iterable[types.FrameTyp
         while frame is not None:
             yield frame
             frame = frame.f_back  # type: ignore[assignment]
+
+
+def _own_namespaces() -> list[int]:
+    """The ids of cyclescope's own modules and of their ``__dict__``s."""
+    ids = []
+    for name, module in list(sys.modules.items()):
+        if (name == _PACKAGE or name.startswith(_PACKAGE + ".")) and isinstance(module, types.ModuleType):
+            ids += [id(module), id(module.__dict__)]
+    return ids
 
 
 def _is_own_frame(frame: types.FrameType) -> bool:
@@ -548,6 +579,11 @@ def _find_referent(holder: object, address: int, name: str, position: int = -1) 
     return None
 
 
+def _shape(label: Label) -> str:
+    """A label as a path's shape keeps it: positions folded, keys as they are."""
+    return label.shown if "[key]" in label.folded else label.folded
+
+
 def _steps(names: list[str], labels: list[Label]) -> list[PathStep]:
     """The path's steps, with ``.__dict__ -> ['a']`` read as ``.a`` (as cycles are)."""
     steps = [PathStep(names[0], "")]
@@ -555,9 +591,9 @@ def _steps(names: list[str], labels: list[Label]) -> list[PathStep]:
     while i < len(labels):
         folded = fold_through(labels[i], labels[i + 1]) if i + 1 < len(labels) else None
         if folded is not None:
-            steps.append(PathStep(names[i + 2], folded.shown))
+            steps.append(PathStep(names[i + 2], folded.shown, _shape(folded)))
             i += 2
         else:
-            steps.append(PathStep(names[i + 1], labels[i].shown))
+            steps.append(PathStep(names[i + 1], labels[i].shown, _shape(labels[i])))
             i += 1
     return steps

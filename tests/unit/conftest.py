@@ -58,6 +58,6 @@ def held_from_c():
 
     yield hold
     for address in held:
-        obj = next(o for o in gc.get_objects() if id(o) == address)
+        obj = ctypes.cast(address, ctypes.py_object).value  # alive: the reference taken above
         decref(obj)
         del obj

@@ -118,6 +118,18 @@ def test_an_object_held_only_from_c_is_rooted_outside_the_heap(held_from_c) -> N
     found = next(o for o in gc.get_objects() if id(o) == address)
     (path,) = snap.retention_paths(found)
     assert path.root_kind == "external" and path.root == "held from outside the heap: Widget"
+    assert str(path) == "held from outside the heap: Widget" and not path.stale
+
+
+def test_an_untracked_object_held_only_from_c_is_a_root_and_not_stale(module, held_from_c) -> None:
+    older = cyclescope.snapshot()
+    text = "".join(["cs-", "held-", "from-c"])  # untracked: gc.get_objects() never lists it
+    held_from_c(text)
+    newer = cyclescope.snapshot()
+    del text
+    paths = [p for g in newer.diff(older, top=50, samples=50).types if g.type == "str" for p in g.sample_paths]
+    own = [p for p in paths if p.root_kind == "external" and len(p.steps) == 1]
+    assert own and all(str(p) == "held from outside the heap: str" and not p.stale for p in own)
 
 
 def test_retained_size_and_top_retainers(module) -> None:
@@ -148,6 +160,36 @@ def test_growth_reports_what_the_heap_gained_since_the_previous_call(module) -> 
     diff = cyclescope.growth()
     assert diff is not None
     assert any(g.type.endswith("test_heap.Widget") and g.count == 300 for g in diff.types)
+
+
+def test_survivors_group_by_path_shape_positions_folded_keys_kept(module) -> None:
+    module.HISTORY = {"a": [Widget() for _ in range(25)], "b": [Widget()]}
+    module.LONE = Widget()
+    snap = cyclescope.snapshot()
+    found = snap.survivors(["test_heap.Widget"], paths=50)
+    by_count = sorted((s.count, s.kind, s.path) for s in found)
+    assert [(count, kind) for count, kind, _ in by_count] == [(1, "retained"), (1, "retained"), (25, "retained")]
+    assert by_count[2][2].startswith("module cs_test_module -> .HISTORY -> ['a'] -> [")  # one example of the 25
+    assert {by_count[0][2], by_count[1][2]} == {"module cs_test_module -> .HISTORY -> ['b'] -> [0] -> Widget",
+                                                "module cs_test_module -> .LONE -> Widget"}
+    # Once `paths` shapes are found the rest is counted by kind, listed after the groups.
+    found = snap.survivors(["test_heap.Widget"], paths=1)
+    assert [(s.count, s.kind, bool(s.path)) for s in found] == [(1, "retained", True), (26, "retained", False)]
+
+
+def test_cyclescopes_own_module_state_is_not_part_of_the_heap(module, monkeypatch) -> None:
+    import cyclescope.explain.sources as own_module
+
+    monkeypatch.setattr(own_module, "_TEST_HELD", [Widget()], raising=False)
+    held = own_module._TEST_HELD[0]
+    module.SEEN = [Widget()]
+    older = cyclescope.snapshot()
+    # Reached through the test's local only, never through cyclescope's own namespace.
+    assert [p.root_kind for p in older.retention_paths(held, n=3)] == ["local"]
+    own_module._TEST_HELD.append(Widget())  # what a cache of cyclescope's gains is no growth
+    newer = cyclescope.snapshot()
+    assert not any(g.type.endswith("test_heap.Widget") for g in newer.diff(older).types)
+    assert str(newer.retention_paths(module.SEEN[0])[0]) == "module cs_test_module -> .SEEN -> [0] -> Widget"
 
 
 def test_a_snapshot_keeps_nothing_alive() -> None:

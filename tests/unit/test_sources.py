@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from cyclescope.explain import sources
+from cyclescope import sourcelines
 from cyclescope.explain.sources import SourceLocation, attribute_assignments
 
 BASE = '''\
@@ -257,7 +257,7 @@ def test_file_that_no_longer_parses(make_package: Callable[..., str]) -> None:
 def test_file_too_large_is_skipped(make_package: Callable[..., str], monkeypatch: pytest.MonkeyPatch) -> None:
     package = make_package(mod="class Thing:\n    def __init__(self):\n        self.x = 1\n")
     module = importlib.import_module(f"{package}.mod")
-    monkeypatch.setattr(sources, "_MAX_FILE_BYTES", 10)
+    monkeypatch.setattr(sourcelines, "MAX_FILE_BYTES", 10)
     assert attribute_assignments(module.Thing, "x") == []
 
 

@@ -9,7 +9,6 @@ read through ``type``'s own descriptors.
 
 from __future__ import annotations
 
-import linecache
 import re
 import types
 from typing import Sequence
@@ -21,6 +20,7 @@ from cyclescope.explain.owners import distribution_version, owner_of_module
 from cyclescope.explain.patterns import Classification, attribute_name, classify
 from cyclescope.explain.sources import attribute_assignments
 from cyclescope.report.model import FixLocation, Group, Owner, Step
+from cyclescope.sourcelines import getline
 
 __all__ = ["advise", "copy_advice", "classify_saved", "owners_of", "MAX_ASSIGNMENTS"]
 
@@ -87,7 +87,7 @@ def _closure_definition(group: Group) -> list[FixLocation]:
     for step in group.cycle:
         if step.type == "function" and step.site:
             path, _, line = step.site.rpartition(":")
-            text = linecache.getline(path, int(line)).strip() if line.isdigit() else ""
+            text = getline(path, int(line)) if line.isdigit() else ""
             return [FixLocation(location=step.site, text=text, role="defines the closure",
                                 function=step.function)]
     return []

@@ -23,21 +23,18 @@ parse give no result; nothing here raises.
 from __future__ import annotations
 
 import ast
-import os
 import sys
-import threading
-import tokenize
 import types
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 from cyclescope._safe import module_namespace, type_mro, type_namespace
 from cyclescope.describe import type_module
+from cyclescope.sourcelines import BoundedCache, file_key, read_source
 
 __all__ = ["SourceLocation", "attribute_assignments"]
 
 _TYPE_QUALNAME = type.__dict__["__qualname__"].__get__
-_MAX_FILE_BYTES = 4 * 1024 * 1024
 _MAX_CACHED_FILES = 64
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _NEW_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda,
@@ -297,38 +294,24 @@ def _assigns(node: ast.AST, receiver: str, class_name: str, attr: str) -> bool:
 
 # -- reading files ------------------------------------------------------------------------
 
-_cache: dict[tuple[str, int, int], tuple[ast.Module, list[str]] | None] = {}
-_cache_lock = threading.Lock()
+_cache: BoundedCache[tuple[ast.Module, list[str]] | None] = BoundedCache(_MAX_CACHED_FILES)
 
 
 def _parse(path: str) -> tuple[ast.Module, list[str]] | None:
     """The parsed tree and lines of a source file, cached by (path, mtime, size)."""
-    try:
-        stat = os.stat(path)
-    except (OSError, ValueError):
+    key = file_key(path)
+    if key is None:
         return None
-    key = (path, stat.st_mtime_ns, stat.st_size)
-    with _cache_lock:
-        if key in _cache:
-            return _cache[key]
-    result = _read_and_parse(path, stat.st_size)
-    with _cache_lock:
-        if len(_cache) >= _MAX_CACHED_FILES:
-            _cache.pop(next(iter(_cache)))
-        _cache[key] = result
-    return result
+    return _cache.get(key, lambda: _read_and_parse(path))
 
 
-def _read_and_parse(path: str, size: int) -> tuple[ast.Module, list[str]] | None:
-    if size > _MAX_FILE_BYTES:
+def _read_and_parse(path: str) -> tuple[ast.Module, list[str]] | None:
+    source = read_source(path)
+    if source is None:
         return None
     try:
-        with tokenize.open(path) as stream:
-            source = stream.read(_MAX_FILE_BYTES + 1)
-        if len(source) > _MAX_FILE_BYTES:
-            return None
         tree = ast.parse(source, filename=path)
-    except (SyntaxError, ValueError, OSError, UnicodeError, RecursionError, MemoryError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
     return tree, source.splitlines()
 

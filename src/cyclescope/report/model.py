@@ -130,7 +130,8 @@ class Totals:
 
 @dataclass
 class Survivor:
-    """Live objects that should be gone (``run --watch``, the watch list), by retention path.
+    """Live objects that should be gone (``run --watch``, the watch list), grouped by the
+    shape of their retention path.
 
     ``kind``: "retained" (reachable from a root), "uncollectable" (held from outside
     the heap the collector sees) or "cycle" (garbage that only the cyclic collector
@@ -140,7 +141,7 @@ class Survivor:
     type: str
     kind: str
     count: int
-    path: str  # the shortest retention path ("" when there is none)
+    path: str  # the shortest retention path, of one of them for a group ("" when there is none)
     reason: str = ""
 
 

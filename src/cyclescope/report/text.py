@@ -224,8 +224,8 @@ def _survivor_lines(report: Report, style: "_Style") -> list[str]:
     for survivor in report.survivors:
         reason = f" ({survivor.reason})" if survivor.reason else ""
         out.append(f"  {survivor.count:,} x {survivor.type}{reason}: {_SURVIVOR_KINDS.get(survivor.kind, survivor.kind)}")
-        if survivor.path:
-            out.append(f"      {survivor.path}")
+        if survivor.path:  # a group's paths share a shape: one example stands for them
+            out.append(f"      {'e.g. ' if survivor.count > 1 else ''}{survivor.path}")
     return out
 
 

@@ -1,0 +1,84 @@
+"""Source lines of files, read without changing the host process's ``linecache``.
+
+A report names the source line of a frame or of a closure's definition. Asked of
+``linecache``, each line would leave the whole file in ``linecache.cache`` for the
+rest of the process: memory the host never asked for, and objects that a heap
+growth measurement would then charge to the program. Lines already in
+``linecache`` are read from there (without updating it); other files are read here
+and kept in a small cache of cyclescope's own, bounded in files and file size.
+"""
+
+from __future__ import annotations
+
+import linecache
+import os
+import threading
+import tokenize
+from typing import Callable, Generic, Hashable, TypeVar
+
+__all__ = ["BoundedCache", "file_key", "getline", "read_source", "MAX_FILE_BYTES"]
+
+#: Larger files are not read (a generated module of megabytes is no place for a fix).
+MAX_FILE_BYTES = 4 * 1024 * 1024
+
+V = TypeVar("V")
+
+
+class BoundedCache(Generic[V]):
+    """A thread-safe memo of at most ``size`` entries, the oldest dropped first."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: dict[Hashable, V] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, compute: Callable[[], V]) -> V:
+        """The value for ``key``, computed (outside the lock) when not cached."""
+        with self._lock:
+            if key in self._entries:
+                return self._entries[key]
+        value = compute()
+        with self._lock:
+            if len(self._entries) >= self._size:
+                self._entries.pop(next(iter(self._entries)))
+            self._entries[key] = value
+        return value
+
+
+def file_key(path: str) -> tuple[str, int, int] | None:
+    """``(path, mtime_ns, size)``: a cache key that changes when the file does; None
+    when the file cannot be stat'ed."""
+    try:
+        stat = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return path, stat.st_mtime_ns, stat.st_size
+
+
+def read_source(path: str) -> str | None:
+    """The text of a source file (its coding cookie honoured), or None when it is
+    missing, larger than MAX_FILE_BYTES or undecodable."""
+    try:
+        if os.stat(path).st_size > MAX_FILE_BYTES:
+            return None
+        with tokenize.open(path) as stream:
+            source = stream.read(MAX_FILE_BYTES + 1)
+    except (SyntaxError, ValueError, OSError, UnicodeError):
+        return None
+    return source if len(source) <= MAX_FILE_BYTES else None
+
+
+_lines: BoundedCache[list[str]] = BoundedCache(64)
+
+
+def getline(path: str, lineno: int) -> str:
+    """Line ``lineno`` of ``path``, stripped; "" when it cannot be read."""
+    entry = linecache.cache.get(path)
+    if isinstance(entry, tuple) and len(entry) == 4:  # a file linecache holds already
+        lines = entry[2]
+    else:
+        key = file_key(path)
+        if key is None:
+            return ""
+        lines = _lines.get(key, lambda: (read_source(path) or "").splitlines())
+    return lines[lineno - 1].strip() if 0 < lineno <= len(lines) else ""

@@ -1,0 +1,56 @@
+"""sourcelines: the lines a report shows, read without changing linecache."""
+
+from __future__ import annotations
+
+import linecache
+from pathlib import Path
+
+from cyclescope import sourcelines
+
+
+def test_a_line_is_read_without_adding_the_file_to_linecache(tmp_path: Path) -> None:
+    path = tmp_path / "mod.py"
+    path.write_text("# -*- coding: latin-1 -*-\nx = 'caf\xe9'\n  y = 2  \n", encoding="latin-1")
+    before = dict(linecache.cache)
+    assert sourcelines.getline(str(path), 2) == "x = 'caf\xe9'"  # the coding cookie is honoured
+    assert sourcelines.getline(str(path), 3) == "y = 2"
+    assert sourcelines.getline(str(path), 4) == "" and sourcelines.getline(str(path), 0) == ""
+    assert linecache.cache == before
+
+
+def test_a_file_linecache_holds_is_read_from_there(tmp_path: Path) -> None:
+    path = tmp_path / "held.py"
+    path.write_text("a = 1\n", encoding="utf-8")
+    linecache.cache[str(path)] = (6, None, ["b = 2\n"], str(path))  # what linecache would hold
+    try:
+        assert sourcelines.getline(str(path), 1) == "b = 2"
+    finally:
+        del linecache.cache[str(path)]
+
+
+def test_a_changed_file_is_read_again(tmp_path: Path) -> None:
+    path = tmp_path / "edit.py"
+    path.write_text("old = 1\n", encoding="utf-8")
+    assert sourcelines.getline(str(path), 1) == "old = 1"
+    path.write_text("new = 22\n", encoding="utf-8")  # another size: another cache key
+    assert sourcelines.getline(str(path), 1) == "new = 22"
+
+
+def test_unreadable_files_give_an_empty_line(tmp_path: Path, monkeypatch) -> None:
+    assert sourcelines.getline(str(tmp_path / "missing.py"), 1) == ""
+    assert sourcelines.getline("<string>", 1) == ""
+    bad = tmp_path / "bad.py"
+    bad.write_bytes(b"# -*- coding: no-such-codec -*-\nx = 1\n")
+    assert sourcelines.getline(str(bad), 2) == ""
+    big = tmp_path / "big.py"
+    big.write_text("z = 0\n", encoding="utf-8")
+    monkeypatch.setattr(sourcelines, "MAX_FILE_BYTES", 3)
+    assert sourcelines.read_source(str(big)) is None
+
+
+def test_the_cache_is_bounded() -> None:
+    cache: sourcelines.BoundedCache[int] = sourcelines.BoundedCache(2)
+    calls = []
+    for key in ("a", "b", "a", "c", "a"):
+        cache.get(key, lambda key=key: calls.append(key) or len(calls))
+    assert calls == ["a", "b", "c", "a"]  # "a" was the oldest when "c" came
