@@ -1771,6 +1771,9 @@ core_heap_snapshot(PyObject *module, PyObject *arg)
     /* A seed list that is a node had its references explained twice. */
     if (map_find(&hb.index, arg) != NULL) {
         for (Py_ssize_t i = 0; i < nseeds; i++) {
+            if (i + PREFETCH_AHEAD < nseeds) {
+                PREFETCH_READ(map_home(&hb.index, items[i + PREFETCH_AHEAD]));
+            }
             hb.accounted.data[map_find(&hb.index, items[i])->value]--;
         }
     }
