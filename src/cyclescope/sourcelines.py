@@ -76,9 +76,6 @@ def getline(path: str, lineno: int) -> str:
     entry = linecache.cache.get(path)
     if isinstance(entry, tuple) and len(entry) == 4:  # a file linecache holds already
         lines = entry[2]
-    else:
-        key = file_key(path)
-        if key is None:
-            return ""
-        lines = _lines.get(key, lambda: (read_source(path) or "").splitlines())
+    else:  # by name, without a stat per line, as linecache does (an edited file keeps its old lines)
+        lines = _lines.get(path, lambda: (read_source(path) or "").splitlines())
     return lines[lineno - 1].strip() if 0 < lineno <= len(lines) else ""
