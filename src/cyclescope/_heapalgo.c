@@ -4,7 +4,7 @@
  * Every function here returns exactly what its pure-Python reference in
  * heapalgo.py returns (_bfs_py, _referrers_py, _dominators_py,
  * _retained_sizes_py, _top_indices_py, _positions_py, _group_totals_py,
- * _new_nodes_py), and raises the same
+ * _new_nodes_py, _transpose_py), and raises the same
  * exception for the same bad input.  heapalgo.py's docstrings define the semantics and
  * tests/unit/test_heapalgo.py checks the two against each other.
  *
@@ -357,6 +357,95 @@ done:
     q_output_finish(&out, 0);
     Py_XDECREF(node_index);
     scratch_free(found);
+    return result;
+}
+
+/* ------------------------------------------------------------------------- */
+/* transpose                                                                 */
+/* ------------------------------------------------------------------------- */
+
+PyDoc_STRVAR(transpose_doc,
+"transpose(n, offsets, targets, /)\n--\n\n"
+"The reverse graph: (roffsets, rtargets), the referrers of each node ascending,\n"
+"each once. Same result as heapalgo._transpose_py.");
+
+static PyObject *
+heap_transpose(PyObject *module, PyObject *args)
+{
+    heap_state *st = get_state(module);
+    Py_ssize_t n;
+    PyObject *o_offsets, *o_targets;
+    if (!PyArg_ParseTuple(args, "nOO:transpose", &n, &o_offsets, &o_targets)) {
+        return NULL;
+    }
+    graph_args g;
+    int64_t *last = NULL, *fill = NULL;
+    q_output out_offsets, out_targets;
+    memset(&out_offsets, 0, sizeof(out_offsets));
+    memset(&out_targets, 0, sizeof(out_targets));
+    PyObject *result = NULL;
+
+    if (graph_args_get(&g, n, o_offsets, o_targets, NULL, NULL, NULL) < 0
+        || q_output_new(st->zero_item, n + 1, 0, &out_offsets) < 0
+        || graph_args_check(&g) < 0) {
+        goto done;
+    }
+    const int64_t *off = g.offsets.data, *tg = g.targets.data;
+    int64_t *roff = out_offsets.data;
+    /* last[v]: the last source counted for v, so that u -> v counts once. */
+    if ((last = alloc_i64_filled(n, -1)) == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t u = 0; u < n; u++) {
+        for (int64_t pos = off[u]; pos < off[u + 1]; pos++) {
+            int64_t v = tg[pos];
+            if (last[v] != u) {
+                last[v] = u;
+                roff[v + 1]++;
+            }
+        }
+    }
+    for (Py_ssize_t v = 0; v < n; v++) {
+        roff[v + 1] += roff[v];
+    }
+    /* Made once the input is read: the checked buffers are not read again. */
+    if (q_output_new(st->zero_item, roff[n], 0, &out_targets) < 0
+        || (fill = alloc_i64(n)) == NULL) {
+        goto done;
+    }
+    memcpy(fill, roff, (size_t)n * sizeof(int64_t));
+    for (Py_ssize_t v = 0; v < n; v++) {
+        last[v] = -1;
+    }
+    int64_t *rtg = out_targets.data;
+    for (Py_ssize_t u = 0; u < n; u++) {
+        for (int64_t pos = off[u]; pos < off[u + 1]; pos++) {
+            int64_t v = tg[pos];
+            /* Making the output could run a finalizer that rewrote the input. */
+            if (v < 0 || v >= n || pos >= g.targets.len || (last[v] != u && fill[v] >= roff[v + 1])) {
+                PyErr_SetString(PyExc_RuntimeError, "the graph changed while it was read");
+                goto done;
+            }
+            if (last[v] != u) {
+                last[v] = u;
+                rtg[fill[v]++] = u;
+            }
+        }
+    }
+    PyObject *a_offsets = q_output_finish(&out_offsets, 1);
+    PyObject *a_targets = q_output_finish(&out_targets, 1);
+    if (a_offsets != NULL && a_targets != NULL) {
+        result = PyTuple_Pack(2, a_offsets, a_targets);
+    }
+    Py_XDECREF(a_offsets);
+    Py_XDECREF(a_targets);
+
+done:
+    graph_args_release(&g);
+    q_output_finish(&out_offsets, 0);
+    q_output_finish(&out_targets, 0);
+    scratch_free(last);
+    scratch_free(fill);
     return result;
 }
 
@@ -1271,6 +1360,7 @@ done:
 static PyMethodDef heap_methods[] = {
     {"bfs", (PyCFunction)(void (*)(void))heap_bfs, METH_VARARGS | METH_KEYWORDS, bfs_doc},
     {"referrers", heap_referrers, METH_VARARGS, referrers_doc},
+    {"transpose", heap_transpose, METH_VARARGS, transpose_doc},
     {"dominators", (PyCFunction)(void (*)(void))heap_dominators, METH_VARARGS | METH_KEYWORDS,
      dominators_doc},
     {"retained_sizes", heap_retained_sizes, METH_VARARGS, retained_sizes_doc},

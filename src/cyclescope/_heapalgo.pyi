@@ -23,6 +23,9 @@ def bfs(
 def referrers(n: int, offsets: Buffer, targets: Buffer, node: int, /) -> array[int]:
     """The nodes with an edge to ``node``, ascending, as ``heapalgo._referrers_py``."""
 
+def transpose(n: int, offsets: Buffer, targets: Buffer, /) -> tuple[array[int], array[int]]:
+    """``(roffsets, rtargets)``: the referrers of each node, as ``heapalgo._transpose_py``."""
+
 def dominators(
     n: int, offsets: Buffer, targets: Buffer, sources: Buffer, /, blocked: Buffer | None = None
 ) -> tuple[array[int], array[int]]:

@@ -36,7 +36,7 @@ import types
 import weakref
 from array import array
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from cyclescope import _framelocals, heapalgo
 from cyclescope._safe import instance_dict
@@ -189,6 +189,7 @@ class Snapshot:
         self._blocked = blocked
         self._bfs: tuple[array, array] | None = None
         self._dominators: tuple[array, array, array] | None = None
+        self._reverse: tuple[array, array] | None = None  # (roffsets, rtargets), for n > 1 paths
 
     # -- taking one ----------------------------------------------------------------
 
@@ -289,7 +290,6 @@ class Snapshot:
 
     def _other_chains(self, target: int, dist: array, wanted: int, first: list[int]) -> list[list[int]]:
         """More shortest chains to ``target``, each differing from those found before."""
-        graph = self._graph
         found: list[list[int]] = []
         seen = {tuple(first)}
         stack: list[list[int]] = [[target]]
@@ -304,10 +304,18 @@ class Snapshot:
                     seen.add(tuple(chain))
                     found.append(chain)
                 continue
-            preds = [u for u in heapalgo.referrers(graph.n, graph.offsets, graph.targets, head)
-                     if dist[u] == dist[head] - 1 and not self._blocked[u]]
+            preds = [u for u in self._referrers(head) if dist[u] == dist[head] - 1 and not self._blocked[u]]
             stack.extend(partial + [u] for u in reversed(preds))
         return found
+
+    def _referrers(self, node: int) -> Sequence[int]:
+        """The nodes with an edge to ``node``, from the reverse graph (built on first use:
+        8 bytes per edge; each later answer is a slice)."""
+        if self._reverse is None:
+            graph = self._graph
+            self._reverse = heapalgo.transpose(graph.n, graph.offsets, graph.targets)
+        roffsets, rtargets = self._reverse
+        return rtargets[roffsets[node]:roffsets[node + 1]]
 
     def _label(self, chain: list[int], target_obj: object) -> RetentionPath:
         graph = self._graph

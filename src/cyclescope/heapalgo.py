@@ -36,6 +36,7 @@ from cyclescope.graph import load_extension
 __all__ = [
     "bfs",
     "referrers",
+    "transpose",
     "dominators",
     "retained_sizes",
     "top_indices",
@@ -255,6 +256,35 @@ def referrers(n: int, offsets: Any, targets: Any, node: int, /) -> array:
     if _c is not None:
         return _c.referrers(n, offsets, targets, node)
     return _referrers_py(n, offsets, targets, node)
+
+
+def _transpose_py(n: int, offsets: Any, targets: Any, /) -> tuple[array, array]:
+    n, offsets, targets, _, _, _ = _graph_buffers(n, offsets, targets)
+    _check_graph(n, offsets, targets, array("q"))
+    referrers: list[list[int]] = [[] for _ in range(n)]
+    for u in range(n):
+        for k in range(offsets[u], offsets[u + 1]):
+            into = referrers[targets[k]]
+            if not into or into[-1] != u:
+                into.append(u)
+    roffsets = array("q", [0])
+    rtargets = array("q")
+    for into in referrers:
+        rtargets.extend(into)
+        roffsets.append(len(rtargets))
+    return roffsets, rtargets
+
+
+def transpose(n: int, offsets: Any, targets: Any, /) -> tuple[array, array]:
+    """The reverse graph, ``(roffsets, rtargets)``: the referrers of ``v`` are
+    ``rtargets[roffsets[v]:roffsets[v + 1]]``, ascending, each once (what
+    :func:`referrers` answers, for every node at once). Two passes over the edges; it
+    costs 8 bytes per distinct edge and per node, and answers each later question in
+    a slice.
+    """
+    if _c is not None:
+        return _c.transpose(n, offsets, targets)
+    return _transpose_py(n, offsets, targets)
 
 
 # --- dominators -----------------------------------------------------------------------

@@ -1173,3 +1173,43 @@ def test_group_totals_and_new_nodes_random_agree(seed):
             if group_of[type_ids[v]] >= 0 and (m is None or m[v]):
                 expected[group_of[type_ids[v]]] += sizes[v]
         assert list(c[1]) == expected
+
+
+# --- transpose --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_transpose_hand_worked(impl):
+    transpose = fn(impl, "transpose")
+    n, offsets, targets = csr([[1, 2, 1], [2], [0, 2], []])  # a duplicate edge 0 -> 1, a self-loop at 2
+    roffsets, rtargets = transpose(n, offsets, targets)
+    assert_q_arrays(roffsets, rtargets)
+    assert [list(rtargets[roffsets[v]:roffsets[v + 1]]) for v in range(n)] == [[2], [0], [0, 1, 2], []]
+    assert transpose(0, q([0]), q()) == (q([0]), q())
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize(
+    "graph, match",
+    [
+        ((2, q([0, 1, 1]), q([2])), r"targets\[0\] = 2 is not a node in \[0, 2\)"),
+        ((2, q([0, 2, 1]), q([0, 1])), "offsets must be non-decreasing"),
+        ((2, q([0, 1]), q([0])), r"offsets must have n \+ 1 = 3 items"),
+    ],
+)
+def test_transpose_bad_graphs(impl, graph, match):
+    with pytest.raises(ValueError, match=match):
+        fn(impl, "transpose")(*graph)
+
+
+@needs_c
+@pytest.mark.parametrize("seed", range(15))
+def test_transpose_random_agrees_with_referrers(seed):
+    rng = random.Random(4200 + seed)
+    n, offsets, targets = random_graph(rng, rng.choice([1, 7, 60, 400]), rng.choice([0.5, 2.0, 6.0]))
+    py = fn("py", "transpose")(n, offsets, targets)
+    c = fn("c", "transpose")(n, offsets, targets)
+    assert c == py
+    roffsets, rtargets = c
+    for v in range(n):
+        assert rtargets[roffsets[v]:roffsets[v + 1]] == fn("c", "referrers")(n, offsets, targets, v)
