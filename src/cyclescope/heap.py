@@ -402,11 +402,10 @@ class Snapshot:
         """Every object of a type matching ``patterns`` (qualified or bare class names,
         shell wildcards), by kind: "retained" from a root, "uncollectable" (the path
         starts at an object held from outside the heap) or "cycle" (no path at all:
-        garbage that only the cyclic collector frees). The first ``paths`` objects get
-        labelled paths and are grouped by the path's shape (sequence positions folded:
-        a list's 20 responses are one group, shown by one example). Objects are
-        labelled until ``paths`` shapes are found (or ``10 * paths`` objects are); the
-        rest are counted by kind, after the groups."""
+        garbage that only the cyclic collector frees). Objects get labelled paths and are
+        grouped by the path's shape (sequence positions folded: a list's 20 responses
+        are one group, shown by one example) until ``paths`` shapes are found or
+        ``10 * paths`` objects labelled; the rest are counted by kind, after the groups."""
         patterns = tuple(patterns)
         group_of = array("q", (0 if matches_any(names, patterns) else -1 for names in self._type_aliases))
         if 0 not in group_of:
