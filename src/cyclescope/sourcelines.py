@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import linecache
 import os
+import stat
 import threading
 import tokenize
 from typing import Callable, Generic, Hashable, TypeVar
@@ -57,10 +58,11 @@ def file_key(path: str) -> tuple[str, int, int] | None:
 
 def read_source(path: str) -> str | None:
     """The text of a source file (its coding cookie honoured), or None when it is
-    missing, larger than MAX_FILE_BYTES or undecodable."""
+    missing, not a regular file, larger than MAX_FILE_BYTES or undecodable."""
     try:
-        if os.stat(path).st_size > MAX_FILE_BYTES:
-            return None
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
+            return None  # a FIFO or a device named as a source file would block the read
         with tokenize.open(path) as stream:
             source = stream.read(MAX_FILE_BYTES + 1)
     except (SyntaxError, ValueError, OSError, UnicodeError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import linecache
+import os
 from pathlib import Path
 
 from cyclescope import sourcelines
@@ -42,6 +43,11 @@ def test_unreadable_files_give_an_empty_line(tmp_path: Path, monkeypatch) -> Non
     bad = tmp_path / "bad.py"
     bad.write_bytes(b"# -*- coding: no-such-codec -*-\nx = 1\n")
     assert sourcelines.getline(str(bad), 2) == ""
+    assert sourcelines.read_source(str(tmp_path)) is None  # a directory
+    if hasattr(os, "mkfifo"):
+        fifo = tmp_path / "fifo.py"
+        os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
+        assert sourcelines.getline(str(fifo), 1) == ""
     big = tmp_path / "big.py"
     big.write_text("z = 0\n", encoding="utf-8")
     monkeypatch.setattr(sourcelines, "MAX_FILE_BYTES", 3)
