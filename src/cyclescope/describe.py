@@ -23,6 +23,7 @@ __all__ = [
     "type_name",
     "short_type_name",
     "type_names",
+    "named_type",
     "step_type_names",
     "matches_any",
     "type_module",
@@ -47,36 +48,42 @@ def type_module(tp: type) -> str:
     return module if isinstance(module, str) else ""
 
 
-def type_name(tp: type) -> str:
-    """Qualified name of a type: ``module.QualName``, bare for builtins."""
+def _qualname(tp: type) -> str:
     try:
         qualname = _TYPE_QUALNAME.__get__(tp)
     except Exception:
-        qualname = "?"
-    if not isinstance(qualname, str):
-        qualname = "?"
-    module = type_module(tp)
-    if not module or module == "builtins":
-        return qualname
-    return f"{module}.{qualname}"
+        return "?"
+    return qualname if isinstance(qualname, str) else "?"
+
+
+def _qualified(qualname: str, module: str) -> str:
+    return qualname if not module or module == "builtins" else f"{module}.{qualname}"
+
+
+def type_name(tp: type) -> str:
+    """Qualified name of a type: ``module.QualName``, bare for builtins."""
+    return _qualified(_qualname(tp), type_module(tp))
 
 
 def short_type_name(tp: type) -> str:
     """The bare qualified name of a type, without its module."""
-    name = type_name(tp)
-    module = type_module(tp)
-    if module and name.startswith(module + "."):
-        return name[len(module) + 1 :]
-    return name
+    return _qualname(tp)
 
 
 def type_names(tp: type) -> set[str]:
     """The names a type answers to in a filter: qualified, bare qualified, and ``__name__``."""
+    return named_type(tp)[1]
+
+
+def named_type(tp: type) -> tuple[str, set[str]]:
+    """``(type_name(tp), type_names(tp))``, each getter read once (a heap has hundreds of types)."""
     try:
         name = type.__dict__["__name__"].__get__(tp)
     except Exception:
         name = "?"
-    return {type_name(tp), short_type_name(tp), name}
+    qualname = _qualname(tp)
+    qualified = _qualified(qualname, type_module(tp))
+    return qualified, {qualified, qualname, name}
 
 
 def step_type_names(qualified: str, module: str | None) -> set[str]:

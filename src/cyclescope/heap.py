@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from cyclescope import _framelocals, heapalgo
 from cyclescope._safe import instance_dict
-from cyclescope.describe import code_site, matches_any, short_type_name, type_name, type_names
+from cyclescope.describe import code_site, matches_any, named_type, short_type_name, type_name
 from cyclescope.report.model import GrowthEntry, Survivor
 from cyclescope.testing.survivors import pending_task_ids
 from cyclescope.heapgraph import HeapGraph, build_heap_graph
@@ -178,8 +178,9 @@ class Snapshot:
         self.total_size = graph.total_size
         self.taken_at = taken_at
         self._graph = graph
-        self.type_names = [type_name(tp) for tp in graph.types]
-        self._type_aliases = [type_names(tp) for tp in graph.types]  # what --watch patterns match
+        named = [named_type(tp) for tp in graph.types]
+        self.type_names = [qualified for qualified, _ in named]
+        self._type_aliases = [aliases for _, aliases in named]  # what --watch patterns match
         graph.types = []  # names only: the snapshot must not keep classes alive
         self._roots = roots  # the named ones; the external roots are only node ids
         self._external = external
