@@ -52,6 +52,7 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _PACKAGE = __name__.partition(".")[0]
 _PROGRESS_FROM = 1_000_000  # heaps this large take long enough to say so
 _MAX_PATH_SEARCH = 64  # backward steps tried per extra path when enumerating distinct paths
+_SAMPLE_POOL = 8  # diff(): candidates looked at per sample path wanted
 
 
 @dataclass(frozen=True)
@@ -451,17 +452,22 @@ class Snapshot:
         # New: not in older, or its address reused by an object of another type; garbage,
         # and what only the analysis itself holds, are not reached (dist < 0).
         new = heapalgo.new_nodes(before, graph.type_ids, group_of, old.type_ids, old_group_of, dist)
+        # A few candidates per type, for samples that start at a named root where any do.
+        pool = samples * _SAMPLE_POOL
         counts, nbytes, firsts = heapalgo.group_totals(graph.type_ids, group_of, len(names), graph.sizes,
-                                                       mask=new, samples=samples)
+                                                       mask=new, samples=pool)
         now, _, _ = heapalgo.group_totals(graph.type_ids, group_of, len(names), graph.sizes)
         then, _, _ = heapalgo.group_totals(old.type_ids, old_group_of, len(names), old.sizes)
         growth = [TypeGrowth(name, counts[g], nbytes[g], now[g] - then[g])
                   for g, name in enumerate(names) if counts[g]]
         growth.sort(key=lambda item: (-item.count, -item.bytes, item.type))
+        parent, _ = self._search()
         for item in growth[:top]:
             g = group_ids[item.type]
-            sample = [v for v in firsts[g * samples:(g + 1) * samples] if v >= 0]
-            item.sample_paths = [p for p in (self._path_to_node(v) for v in sample) if p is not None]
+            candidates = [v for v in firsts[g * pool:(g + 1) * pool] if v >= 0]
+            # Objects held only from outside the heap (interned strings, say) say least.
+            candidates.sort(key=lambda v: self._parent_chain(v, parent)[0] not in self._root_of)
+            item.sample_paths = [p for p in (self._path_to_node(v) for v in candidates[:samples]) if p is not None]
         return SnapshotDiff(growth, sum(g.count for g in growth), sum(g.bytes for g in growth))
 
 

@@ -154,6 +154,20 @@ def test_diff_counts_new_objects_by_type_with_sample_paths(module) -> None:
     assert growth.sample_paths and str(growth.sample_paths[0]).startswith("module cs_test_module -> .WIDGETS -> [")
 
 
+def test_diff_samples_prefer_objects_a_named_root_holds(module, held_from_c) -> None:
+    older = cyclescope.snapshot()
+    gc.disable()  # allocation order is node order: the one held from C comes first
+    try:
+        held_from_c(Widget())
+        module.KEPT = [Widget() for _ in range(3)]
+        newer = cyclescope.snapshot()
+    finally:
+        gc.enable()
+    growth = next(g for g in newer.diff(older, top=50, samples=1).types if g.type.endswith("test_heap.Widget"))
+    assert growth.count == 4
+    assert [str(p) for p in growth.sample_paths] == ["module cs_test_module -> .KEPT -> [0] -> Widget"]
+
+
 def test_growth_reports_what_the_heap_gained_since_the_previous_call(module) -> None:
     cyclescope.growth()
     module.MORE = [Widget() for _ in range(300)]
