@@ -252,7 +252,7 @@ def _cell_labels(src: object, dst: object, prev: object) -> Iterator[Label]:
 # -- callables ------------------------------------------------------------------------
 
 _FUNCTION_FIELDS = (
-    "__closure__", "__globals__", "__defaults__", "__kwdefaults__", "__dict__",
+    "__code__", "__closure__", "__globals__", "__defaults__", "__kwdefaults__", "__dict__",
     "__annotations__", "__module__", "__name__", "__qualname__", "__doc__", "__builtins__",
 )
 

@@ -157,6 +157,7 @@ def test_function_fields() -> None:
 
     assert shown(fn, fn.__globals__) == ".__globals__"
     assert shown(fn, fn.__defaults__) == ".__defaults__"
+    assert shown(fn, fn.__code__) == ".__code__"
 
 
 def test_bound_method() -> None:
