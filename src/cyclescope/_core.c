@@ -1528,8 +1528,7 @@ adopt_i64(core_state *st, i64_vec *vec, Py_ssize_t count)
         vec->data = NULL;
         return NULL;
     }
-    Py_INCREF(st->block_type); /* instances of a heap type hold it */
-    block->data = vec->data;
+    block->data = vec->data; /* (PyObject_New took the reference to the heap type) */
     block->len = count;
     block->itemsize = (Py_ssize_t)sizeof(int64_t);
     vec->data = NULL;

@@ -354,6 +354,15 @@ def test_core_arrays_are_read_only_views_that_outlive_the_result():
     assert bytes(targets) == array("q", expected).tobytes()
 
 
+@needs_core
+def test_core_arrays_leave_no_reference_behind():
+    block_type = type(snapshot("c", [[1]]).targets.obj)
+    before = sys.getrefcount(block_type)
+    for _ in range(20):
+        snapshot("c", [[1], (2,)])
+    assert sys.getrefcount(block_type) == before
+
+
 @pytest.mark.parametrize("impl", IMPLS)
 def test_the_asyncio_module_is_not_traversed(impl):
     import asyncio  # noqa: F401 - _asyncio must come in through asyncio
