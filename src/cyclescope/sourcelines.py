@@ -5,7 +5,9 @@ A report names the source line of a frame or of a closure's definition. Asked of
 rest of the process: memory the host never asked for, and objects that a heap
 growth measurement would then charge to the program. Lines already in
 ``linecache`` are read from there (without updating it); other files are read here
-and kept in a small cache of cyclescope's own, bounded in files and file size.
+and kept in a small cache of cyclescope's own, bounded in files and file size and
+keyed by file name as ``linecache`` is (a file edited while the process runs keeps
+the lines first read).
 """
 
 from __future__ import annotations
