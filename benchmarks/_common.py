@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import platform
 import subprocess
-from typing import Any
+import time
+from typing import Any, Iterable
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -18,6 +21,23 @@ def git_state() -> dict[str, Any]:
         return {"commit": head, "dirty": bool(dirty.strip())}
     except OSError:
         return {}
+
+
+def run_meta(load_start: Any, **extra: Any) -> dict[str, Any]:
+    """What a results file says about the run: interpreter, machine, versions, commit, start
+    time and load; ``extra`` adds a benchmark's own entries after the interpreter's."""
+    meta: dict[str, Any] = {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        **extra,
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "versions": versions(),
+        "git": git_state(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "loadavg_at_start": load_start,
+    }
+    return meta
 
 
 def write_results(data: dict[str, Any], table: str, output: str) -> None:
@@ -38,6 +58,22 @@ def parse_size(text: str) -> int:
     elif text.endswith("m"):
         scale, text = 1_000_000, text[:-1]
     return int(float(text) * scale)
+
+
+def parse_sizes(text: str) -> list[int]:
+    """``"100k,1M"`` -> the distinct sizes, ascending."""
+    return sorted({parse_size(s) for s in text.split(",") if s.strip()})
+
+
+def choose(listing: str, known: Iterable[str], what: str, ap: argparse.ArgumentParser) -> list[str]:
+    """The names a comma-separated option picks, ``"baseline"`` first (always run); an
+    unknown name is a usage error (``ap.error``: one line, status 2)."""
+    known = list(known)
+    names = [n for n in listing.split(",") if n]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        ap.error(f"unknown {what} {unknown}; choose from {known}")
+    return ["baseline"] + [n for n in names if n != "baseline"]
 
 
 def size_label(n: int) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from _common import git_state, parse_size, size_label, versions, write_results  # noqa: E402
+from _common import choose, parse_sizes, run_meta, size_label, write_results  # noqa: E402
 MARKER = "BENCH-RESULT "
 
 # name: (row label, extra environment, slow: one repetition at the largest sizes)
@@ -329,11 +328,8 @@ def main() -> None:
 
     started = time.perf_counter()
     load_start = os.getloadavg()
-    sizes = sorted({parse_size(s) for s in args.sizes.split(",") if s.strip()})
-    chosen = ["baseline"] + [c for c in args.contestants.split(",") if c in CONTESTANTS and c != "baseline"]
-    unknown = [c for c in args.contestants.split(",") if c and c not in CONTESTANTS]
-    if unknown:
-        ap.error(f"unknown contestants {unknown}; choose from {list(CONTESTANTS)}")
+    sizes = parse_sizes(args.sizes)
+    chosen = choose(args.contestants, CONTESTANTS, "contestants", ap)
 
     runs: dict[str, dict[int, list[dict]]] = {c: {n: [] for n in sizes} for c in chosen}
     plan = max(reps_for(c, n, args) for c in chosen for n in sizes)
@@ -362,16 +358,7 @@ def main() -> None:
 
     data: dict[str, Any] = {
         "schema": "cyclescope.bench/1",
-        "meta": {
-            "python": platform.python_version(),
-            "implementation": platform.python_implementation(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "versions": versions(),
-            "git": git_state(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "loadavg_at_start": load_start,
-        },
+        "meta": run_meta(load_start),
         "sizes": sizes,
         "targets": {
             "cyclescope_ratio_at_largest": TARGET_RATIO,

@@ -23,7 +23,6 @@ import argparse
 import gc
 import json
 import os
-import platform
 import queue
 import re
 import resource
@@ -39,7 +38,7 @@ from typing import Any, Callable
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from _common import git_state, parse_size, size_label, versions, write_results  # noqa: E402
+from _common import choose, parse_sizes, run_meta, size_label, write_results  # noqa: E402
 
 STEP = "BENCH-HEAP-STEP "  # a finished step: JSON
 START = "BENCH-HEAP-START "  # a step about to run: its name (what a timeout is charged to)
@@ -374,7 +373,7 @@ def run_cyclescope(app: types.ModuleType) -> None:
     wrap_parts([(cs_heap, "build_heap_graph"), (cs_heap, "_find_roots"), (cs_heap, "_root_candidates"),
                 (cs_heap, "_external_roots"), (heapalgo, "positions"), (heapalgo, "bfs"),
                 (heapalgo, "dominators"), (heapalgo, "retained_sizes"), (heapalgo, "top_indices"),
-                (heapalgo, "referrers"), (heapalgo, "transpose"), (heapalgo, "group_totals"),
+                (heapalgo, "transpose"), (heapalgo, "group_totals"),
                 (heapalgo, "new_nodes")])
 
     emit("step", {"step": "versions", "module_file": cyclescope.__file__,
@@ -891,11 +890,8 @@ def main() -> None:
 
     started = time.perf_counter()
     load_start = os.getloadavg()
-    sizes = sorted({parse_size(s) for s in args.sizes.split(",") if s.strip()})
-    chosen = ["baseline"] + [t for t in args.tools.split(",") if t in TOOLS and t != "baseline"]
-    unknown = [t for t in args.tools.split(",") if t and t not in TOOLS]
-    if unknown:
-        ap.error(f"unknown tools {unknown}; choose from {list(TOOLS)}")
+    sizes = parse_sizes(args.sizes)
+    chosen = choose(args.tools, TOOLS, "tools", ap)
     print(f"heap snapshot benchmark: sizes {', '.join(map(size_label, sizes))}; {', '.join(chosen)}; "
           f"each in a fresh process, timeout {args.timeout:.0f} s", flush=True)
 
@@ -939,16 +935,7 @@ def main() -> None:
 
     data: dict[str, Any] = {
         "schema": "cyclescope.bench-heap/1",
-        "meta": {
-            "python": platform.python_version(),
-            "implementation": platform.python_implementation(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "versions": versions(),
-            "git": git_state(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "loadavg_at_start": load_start,
-        },
+        "meta": run_meta(load_start),
         "sizes": sizes,
         "targets": {
             "snapshot_x_gc": TARGET_SNAPSHOT,

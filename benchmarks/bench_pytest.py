@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import shutil
 import statistics
@@ -34,7 +33,7 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from _common import git_state, write_results  # noqa: E402
+from _common import run_meta, write_results  # noqa: E402
 
 TARGET_RATIO = 1.10  # --cyclescope at most 10% over the plain suite's test phase
 
@@ -790,7 +789,7 @@ def build_phase_lines(phases: dict[str, list[dict]], n_tests: int, kinds: dict[s
                ("plain", mean_parts(plain, True)), ("cyclescope", mean_parts(cs, True))]
     n_free = sum(1 for nodeid in ct if nodeid != first and _kind_of(nodeid, kinds) not in cycle_kinds)
     n_cyc = sum(1 for nodeid in ct if nodeid != first and _kind_of(nodeid, kinds) in cycle_kinds)
-    out.append(f"  parts, ms per test (exclusive time: a timed callee is charged to itself; means over the tests)")
+    out.append("  parts, ms per test (exclusive time: a timed callee is charged to itself; means over the tests)")
     out.append(f"    {'':<58} {f'the {n_free} tests without a cycle':>31}   {f'the {n_cyc} tests making one':>26}")
     out.append(f"    {'part':<58} {'plain':>8} {'cyclescope':>11} {'added':>8}   {'plain':>6} {'cyclescope':>11}"
                f" {'added':>7}")
@@ -829,7 +828,7 @@ def cprofile_lines(path: str, n_tests: int, limit: int) -> list[str]:
         ours = "/cyclescope/" in where
         short = where.split("/cyclescope/", 1)[1] if ours else os.path.basename(where)
         rows.append((ct, tt, nc, f"{short}:{line}({func})", ours))
-    out = [f"  cProfile of one --cyclescope run (profiler overhead included), ms per test:",
+    out = ["  cProfile of one --cyclescope run (profiler overhead included), ms per test:",
            f"    cyclescope's functions, top {limit} by cumulative time:",
            f"    {'cumulative':>10} {'own':>8} {'calls':>8}  function"]
     for ct, tt, nc, name, _ in sorted((r for r in rows if r[4]), reverse=True)[:limit]:
@@ -941,19 +940,7 @@ def main() -> None:
 
     data: dict[str, Any] = {
         "schema": "cyclescope.bench-pytest/1",
-        "meta": {
-            "python": platform.python_version(),
-            "implementation": platform.python_implementation(),
-            "executable": sys.executable,
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "versions": versions(),
-            "pytest_plugins": plugins,
-            "c_core": c_core(),
-            "git": git_state(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "loadavg_at_start": load_start,
-        },
+        "meta": run_meta(load_start, executable=sys.executable, pytest_plugins=plugins, c_core=c_core()),
         "suite": {**suite, "directory": suite_dir, "heap_objects_target": args.heap_objects,
                   "pytest_args": PYTEST_ARGS},
         "target": {"cyclescope_test_phase_ratio_to_plain": TARGET_RATIO},

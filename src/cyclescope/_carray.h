@@ -300,6 +300,21 @@ q_output_finish(q_output *out, int take)
     return array;
 }
 
+/* Hand over the finished outputs as one tuple, in order (a new reference), or
+   NULL with an exception set; every output is finished either way. */
+static inline PyObject *
+q_outputs_tuple(q_output *const outs[], Py_ssize_t count)
+{
+    PyObject *tuple = PyTuple_New(count);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *array = q_output_finish(outs[i], tuple != NULL);
+        if (tuple != NULL) {
+            PyTuple_SET_ITEM(tuple, i, array); /* steals the reference */
+        }
+    }
+    return tuple;
+}
+
 /* ------------------------------------------------------------------------- */
 /* Buffer arguments                                                          */
 /* ------------------------------------------------------------------------- */

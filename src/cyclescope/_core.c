@@ -605,6 +605,39 @@ gather_referent(PyObject *ref, void *arg)
     return 0;
 }
 
+/* gc's test for an object whose referents it can see: a GC object by
+   _PyObject_IS_GC (type flag, then tp_is_gc), tracked or not, with a
+   tp_traverse (gc.get_referents's test too). */
+static inline int
+has_traverse(PyObject *obj)
+{
+    PyTypeObject *tp = Py_TYPE(obj);
+    return PyType_IS_GC(tp) && (tp->tp_is_gc == NULL || tp->tp_is_gc(obj))
+           && tp->tp_traverse != NULL;
+}
+
+/* Append obj's referents, as gc.get_referents finds them, to rb: none for an
+   object gc cannot see into, nor for the _asyncio module (see
+   is_asyncio_module).  -1 with an exception set when the traversal fails. */
+static int
+gather_referents(PyObject *obj, ref_buffer *rb)
+{
+    if (!has_traverse(obj) || is_asyncio_module(obj)) {
+        return 0;
+    }
+    PyTypeObject *tp = Py_TYPE(obj);
+    if (tp->tp_traverse(obj, gather_referent, rb) == 0) {
+        return 0;
+    }
+    if (rb->out_of_memory) {
+        PyErr_NoMemory();
+    }
+    else if (!PyErr_Occurred()) {
+        PyErr_Format(PyExc_SystemError, "tp_traverse of %.100s failed", tp->tp_name);
+    }
+    return -1;
+}
+
 /* A growable int64 array. */
 typedef struct {
     int64_t *data;
@@ -643,6 +676,18 @@ resolve_chunk(ptr_map *index, const ref_buffer *rb, const Py_ssize_t *ref_end,
     return 0;
 }
 
+/* The objects a function walks come as a list or tuple: -1 with TypeError
+   (naming fn) for anything else. */
+static int
+require_objects(PyObject *arg, const char *fn)
+{
+    if (PyList_Check(arg) || PyTuple_Check(arg)) {
+        return 0;
+    }
+    PyErr_Format(PyExc_TypeError, "%s() needs a list, not %.100s", fn, Py_TYPE(arg)->tp_name);
+    return -1;
+}
+
 PyDoc_STRVAR(build_graph_doc,
 "build_graph(objects, /)\n--\n\n"
 "Graph of references among objects:\n"
@@ -653,9 +698,7 @@ static PyObject *
 core_build_graph(PyObject *module, PyObject *arg)
 {
     core_state *st = get_state(module);
-    if (!PyList_Check(arg) && !PyTuple_Check(arg)) {
-        PyErr_Format(PyExc_TypeError, "build_graph() needs a list, not %.100s",
-                     Py_TYPE(arg)->tp_name);
+    if (require_objects(arg, "build_graph") < 0) {
         return NULL;
     }
     /* No copy of the list: a copy would incref and decref every object, two
@@ -726,21 +769,8 @@ core_build_graph(PyObject *module, PyObject *arg)
         PyObject *obj = items[i];
         PyTypeObject *tp = Py_TYPE(obj);
 
-        /* The referents, exactly as gc.get_referents finds them: only objects
-           that are GC objects by _PyObject_IS_GC (type flag, then tp_is_gc),
-           tracked or not, and have a tp_traverse. */
-        if (PyType_IS_GC(tp) && (tp->tp_is_gc == NULL || tp->tp_is_gc(obj))
-            && tp->tp_traverse != NULL && !is_asyncio_module(obj)) {
-            if (tp->tp_traverse(obj, gather_referent, &rb) != 0) {
-                if (rb.out_of_memory) {
-                    PyErr_NoMemory();
-                }
-                else if (!PyErr_Occurred()) {
-                    PyErr_Format(PyExc_SystemError, "tp_traverse of %.100s failed",
-                                 tp->tp_name);
-                }
-                goto done;
-            }
+        if (gather_referents(obj, &rb) < 0) {
+            goto done;
         }
         ref_end[i - chunk_first] = rb.len;
 
@@ -833,16 +863,6 @@ done:
    item arrays through QSBR and splits and defers reference counts: there both
    functions keep to the public API, and release_garbage clears nothing. */
 
-/* gc's test for an object whose referents it can see: a GC object by
-   _PyObject_IS_GC (type flag, then tp_is_gc), tracked or not, with a
-   tp_traverse.  The same test as build_graph's. */
-static inline int
-has_traverse(PyObject *obj)
-{
-    PyTypeObject *tp = Py_TYPE(obj);
-    return PyType_IS_GC(tp) && (tp->tp_is_gc == NULL || tp->tp_is_gc(obj))
-           && tp->tp_traverse != NULL;
-}
 
 #ifndef Py_GIL_DISABLED
 
@@ -1637,17 +1657,8 @@ heap_close(core_state *st, heap_build *hb, PyObject *types, ptr_map *type_index,
             }
             PyObject *obj = (PyObject *)(uintptr_t)hb->nodes.data[processed];
             PyTypeObject *tp = Py_TYPE(obj);
-            if (has_traverse(obj) && !is_asyncio_module(obj)) {
-                if (tp->tp_traverse(obj, gather_referent, &rb) != 0) {
-                    if (rb.out_of_memory) {
-                        PyErr_NoMemory();
-                    }
-                    else if (!PyErr_Occurred()) {
-                        PyErr_Format(PyExc_SystemError, "tp_traverse of %.100s failed",
-                                     tp->tp_name);
-                    }
-                    goto done;
-                }
+            if (gather_referents(obj, &rb) < 0) {
+                goto done;
             }
             ref_end[count] = rb.len;
 
@@ -1721,9 +1732,7 @@ static PyObject *
 core_heap_snapshot(PyObject *module, PyObject *arg)
 {
     core_state *st = get_state(module);
-    if (!PyList_Check(arg) && !PyTuple_Check(arg)) {
-        PyErr_Format(PyExc_TypeError, "heap_snapshot() needs a list, not %.100s",
-                     Py_TYPE(arg)->tp_name);
+    if (require_objects(arg, "heap_snapshot") < 0) {
         return NULL;
     }
     Py_ssize_t nseeds = PySequence_Fast_GET_SIZE(arg);
@@ -2348,13 +2357,8 @@ core_component_totals(PyObject *module, PyObject *args)
             held_bytes[o] = sum + add;
         }
     }
-    PyObject *a_size = q_output_finish(&out_size, 1);
-    PyObject *a_objects = q_output_finish(&out_objects, 1);
-    PyObject *a_bytes = q_output_finish(&out_bytes, 1);
-    result = PyTuple_Pack(3, a_size, a_objects, a_bytes);
-    Py_DECREF(a_size);
-    Py_DECREF(a_objects);
-    Py_DECREF(a_bytes);
+    q_output *const outs[] = {&out_size, &out_objects, &out_bytes};
+    result = q_outputs_tuple(outs, 3);
 
 done:
     q_output_finish(&out_size, 0);
@@ -2633,11 +2637,8 @@ core_members_by_owner(PyObject *module, PyObject *args)
             members[fill[o]++] = node;
         }
     }
-    PyObject *a_starts = q_output_finish(&out_starts, 1);
-    PyObject *a_members = q_output_finish(&out_members, 1);
-    result = PyTuple_Pack(2, a_starts, a_members);
-    Py_DECREF(a_starts);
-    Py_DECREF(a_members);
+    q_output *const outs[] = {&out_starts, &out_members};
+    result = q_outputs_tuple(outs, 2);
 
 done:
     q_output_finish(&out_starts, 0);
@@ -2825,15 +2826,8 @@ core_shape_totals(PyObject *module, PyObject *args)
             }
         }
     }
-    PyObject *a_count = q_output_finish(&out_count, 1);
-    PyObject *a_objects = q_output_finish(&out_objects, 1);
-    PyObject *a_bytes = q_output_finish(&out_bytes, 1);
-    if (a_count != NULL && a_objects != NULL && a_bytes != NULL) {
-        result = PyTuple_Pack(3, a_count, a_objects, a_bytes);
-    }
-    Py_XDECREF(a_count);
-    Py_XDECREF(a_objects);
-    Py_XDECREF(a_bytes);
+    q_output *const outs[] = {&out_count, &out_objects, &out_bytes};
+    result = q_outputs_tuple(outs, 3);
 
 done:
     q_output_finish(&out_count, 0);

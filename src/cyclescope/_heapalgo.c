@@ -2,7 +2,7 @@
  * cyclescope._heapalgo: C twins of the heap-graph algorithms in heapalgo.py.
  *
  * Every function here returns exactly what its pure-Python reference in
- * heapalgo.py returns (_bfs_py, _referrers_py, _dominators_py,
+ * heapalgo.py returns (_bfs_py, _dominators_py,
  * _retained_sizes_py, _top_indices_py, _positions_py, _group_totals_py,
  * _new_nodes_py, _transpose_py), and raises the same
  * exception for the same bad input.  heapalgo.py's docstrings define the semantics and
@@ -268,11 +268,8 @@ heap_bfs(PyObject *module, PyObject *args, PyObject *kwargs)
     tail = bfs_seed(&g.fallback, seen, dist, queue, tail);
     bfs_expand(off, tg, seen, parent, dist, queue, head, tail);
 
-    PyObject *a_parent = q_output_finish(&out_parent, 1);
-    PyObject *a_dist = q_output_finish(&out_dist, 1);
-    result = PyTuple_Pack(2, a_parent, a_dist);
-    Py_DECREF(a_parent);
-    Py_DECREF(a_dist);
+    q_output *const outs[] = {&out_parent, &out_dist};
+    result = q_outputs_tuple(outs, 2);
 
 done:
     q_output_finish(&out_parent, 0);
@@ -280,83 +277,6 @@ done:
     graph_args_release(&g);
     scratch_free(queue);
     scratch_free(seen);
-    return result;
-}
-
-/* ------------------------------------------------------------------------- */
-/* referrers                                                                 */
-/* ------------------------------------------------------------------------- */
-
-PyDoc_STRVAR(referrers_doc,
-"referrers(n, offsets, targets, node, /)\n--\n\n"
-"The nodes with an edge to node, ascending. Same result as heapalgo._referrers_py.");
-
-static PyObject *
-heap_referrers(PyObject *module, PyObject *args)
-{
-    heap_state *st = get_state(module);
-    Py_ssize_t n;
-    PyObject *o_offsets, *o_targets, *o_node;
-    if (!PyArg_ParseTuple(args, "nOOO:referrers", &n, &o_offsets, &o_targets, &o_node)) {
-        return NULL;
-    }
-    graph_args g;
-    int64_t *found = NULL;
-    q_output out;
-    memset(&out, 0, sizeof(out));
-    PyObject *node_index = NULL, *result = NULL;
-
-    if (graph_args_get(&g, n, o_offsets, o_targets, NULL, NULL, NULL) < 0
-        || (node_index = PyNumber_Index(o_node)) == NULL
-        || graph_args_check(&g) < 0) {
-        goto done;
-    }
-    int overflow = 0;
-    long long node = PyLong_AsLongLongAndOverflow(node_index, &overflow);
-    if (node == -1 && PyErr_Occurred()) {
-        goto done;
-    }
-    if (overflow != 0 || node < 0 || node >= n) {
-        PyErr_Format(PyExc_ValueError, "node = %S is not a node in [0, %zd)", node_index, n);
-        goto done;
-    }
-    const int64_t *off = g.offsets.data, *tg = g.targets.data;
-    /* Count, then collect into scratch: the output array is made only once
-       the input has been read. */
-    Py_ssize_t count = 0;
-    for (Py_ssize_t u = 0; u < n; u++) {
-        for (int64_t pos = off[u], end = off[u + 1]; pos < end; pos++) {
-            if (tg[pos] == node) {
-                count++;
-                break;
-            }
-        }
-    }
-    if ((found = alloc_i64(count)) == NULL) {
-        goto done;
-    }
-    Py_ssize_t k = 0;
-    for (Py_ssize_t u = 0; u < n && k < count; u++) {
-        for (int64_t pos = off[u], end = off[u + 1]; pos < end; pos++) {
-            if (tg[pos] == node) {
-                found[k++] = u;
-                break;
-            }
-        }
-    }
-    if (q_output_new(st->zero_item, count, 0, &out) < 0) {
-        goto done;
-    }
-    if (count > 0) {
-        memcpy(out.data, found, (size_t)count * sizeof(int64_t));
-    }
-    result = q_output_finish(&out, 1);
-
-done:
-    graph_args_release(&g);
-    q_output_finish(&out, 0);
-    Py_XDECREF(node_index);
-    scratch_free(found);
     return result;
 }
 
@@ -432,13 +352,8 @@ heap_transpose(PyObject *module, PyObject *args)
             }
         }
     }
-    PyObject *a_offsets = q_output_finish(&out_offsets, 1);
-    PyObject *a_targets = q_output_finish(&out_targets, 1);
-    if (a_offsets != NULL && a_targets != NULL) {
-        result = PyTuple_Pack(2, a_offsets, a_targets);
-    }
-    Py_XDECREF(a_offsets);
-    Py_XDECREF(a_targets);
+    q_output *const outs[] = {&out_offsets, &out_targets};
+    result = q_outputs_tuple(outs, 2);
 
 done:
     graph_args_release(&g);
@@ -745,11 +660,8 @@ heap_dominators(PyObject *module, PyObject *args, PyObject *kwargs)
         out[vert[i]] = d == 0 ? -1 : vert[d];
         out_order.data[i - 1] = vert[i];
     }
-    PyObject *a_idom = q_output_finish(&out_idom, 1);
-    PyObject *a_order = q_output_finish(&out_order, 1);
-    result = PyTuple_Pack(2, a_idom, a_order);
-    Py_DECREF(a_idom);
-    Py_DECREF(a_order);
+    q_output *const outs[] = {&out_idom, &out_order};
+    result = q_outputs_tuple(outs, 2);
 
 done:
     q_output_finish(&out_idom, 0);
@@ -1240,15 +1152,8 @@ heap_group_totals(PyObject *module, PyObject *args, PyObject *kwargs)
         }
         counts[g]++;
     }
-    PyObject *a_counts = q_output_finish(&out_counts, 1);
-    PyObject *a_bytes = q_output_finish(&out_bytes, 1);
-    PyObject *a_firsts = q_output_finish(&out_firsts, 1);
-    if (a_counts != NULL && a_bytes != NULL && a_firsts != NULL) {
-        result = PyTuple_Pack(3, a_counts, a_bytes, a_firsts);
-    }
-    Py_XDECREF(a_counts);
-    Py_XDECREF(a_bytes);
-    Py_XDECREF(a_firsts);
+    q_output *const outs[] = {&out_counts, &out_bytes, &out_firsts};
+    result = q_outputs_tuple(outs, 3);
 
 done:
     q_output_finish(&out_counts, 0);
@@ -1359,7 +1264,6 @@ done:
 
 static PyMethodDef heap_methods[] = {
     {"bfs", (PyCFunction)(void (*)(void))heap_bfs, METH_VARARGS | METH_KEYWORDS, bfs_doc},
-    {"referrers", heap_referrers, METH_VARARGS, referrers_doc},
     {"transpose", heap_transpose, METH_VARARGS, transpose_doc},
     {"dominators", (PyCFunction)(void (*)(void))heap_dominators, METH_VARARGS | METH_KEYWORDS,
      dominators_doc},

@@ -20,9 +20,6 @@ def bfs(
 ) -> tuple[array[int], array[int]]:
     """``(parent, dist)``, as ``heapalgo._bfs_py``."""
 
-def referrers(n: int, offsets: Buffer, targets: Buffer, node: int, /) -> array[int]:
-    """The nodes with an edge to ``node``, ascending, as ``heapalgo._referrers_py``."""
-
 def transpose(n: int, offsets: Buffer, targets: Buffer, /) -> tuple[array[int], array[int]]:
     """``(roffsets, rtargets)``: the referrers of each node, as ``heapalgo._transpose_py``."""
 

@@ -27,7 +27,6 @@ import heapq
 import operator
 import sys
 from array import array
-from bisect import bisect_right
 from itertools import islice
 from typing import Any, Optional
 
@@ -35,7 +34,6 @@ from cyclescope.graph import load_extension
 
 __all__ = [
     "bfs",
-    "referrers",
     "transpose",
     "dominators",
     "retained_sizes",
@@ -229,33 +227,7 @@ def bfs(
     return _bfs_py(n, offsets, targets, sources, blocked=blocked, fallback=fallback)
 
 
-# --- referrers ------------------------------------------------------------------------
-
-
-def _referrers_py(n: int, offsets: Any, targets: Any, node: Any, /) -> array:
-    n, offsets, targets, _, _, _ = _graph_buffers(n, offsets, targets)
-    node = operator.index(node)
-    _check_graph(n, offsets, targets, array("q"))
-    if not 0 <= node < n:
-        raise ValueError(f"node = {node} is not a node in [0, {n})")
-    found = array("q")
-    for k, w in enumerate(targets):
-        if w == node:
-            u = bisect_right(offsets, k) - 1  # the row holding edge k
-            if not found or found[-1] != u:
-                found.append(u)
-    return found
-
-
-def referrers(n: int, offsets: Any, targets: Any, node: int, /) -> array:
-    """Every node ``u`` with at least one edge ``u -> node``, ascending, each once.
-
-    A linear scan of all edges (there is no reverse index); ``node`` itself is in the
-    result when it has a self-loop. Blocked masks do not apply here.
-    """
-    if _c is not None:
-        return _c.referrers(n, offsets, targets, node)
-    return _referrers_py(n, offsets, targets, node)
+# --- reverse graph ------------------------------------------------------------------
 
 
 def _transpose_py(n: int, offsets: Any, targets: Any, /) -> tuple[array, array]:
@@ -276,11 +248,10 @@ def _transpose_py(n: int, offsets: Any, targets: Any, /) -> tuple[array, array]:
 
 
 def transpose(n: int, offsets: Any, targets: Any, /) -> tuple[array, array]:
-    """The reverse graph, ``(roffsets, rtargets)``: the referrers of ``v`` are
-    ``rtargets[roffsets[v]:roffsets[v + 1]]``, ascending, each once (what
-    :func:`referrers` answers, for every node at once). Two passes over the edges; it
-    costs 8 bytes per distinct edge and per node, and answers each later question in
-    a slice.
+    """The reverse graph, ``(roffsets, rtargets)``: the nodes with an edge to ``v``
+    are ``rtargets[roffsets[v]:roffsets[v + 1]]``, ascending, each once (a self-loop
+    counts). Two passes over the edges; it costs 8 bytes per distinct edge and per
+    node, and answers each later "which nodes refer to v?" in a slice.
     """
     if _c is not None:
         return _c.transpose(n, offsets, targets)

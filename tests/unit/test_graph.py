@@ -16,22 +16,11 @@ from array import array
 import pytest
 
 from cyclescope import graph
+from twins import extension, impls, needs, q
 
-try:
-    from cyclescope import _core
-except ImportError:  # pragma: no cover - depends on the build
-    _core = None
-
-needs_core = pytest.mark.skipif(
-    _core is None,
-    reason="cyclescope._core is not built (run `python setup.py build_ext --inplace`)",
-)
-
-IMPLS = ["py", pytest.param("c", marks=needs_core)]
-
-
-def q(values=()) -> array:
-    return array("q", values)
+_core = extension("_core")
+needs_core = needs(_core, "_core")
+IMPLS = impls(needs_core)
 
 
 # --- running one implementation or both ------------------------------------------------

@@ -206,6 +206,25 @@ def test_cyclescopes_own_module_state_is_not_part_of_the_heap(module, monkeypatc
     assert str(newer.retention_paths(module.SEEN[0])[0]) == "module cs_test_module -> .SEEN -> [0] -> Widget"
 
 
+def test_garbage_is_no_survivor_with_a_path_even_though_the_snapshot_listed_it(module) -> None:
+    # Garbage the collector has not freed yet is in the heap, unreachable from any root:
+    # no path, counted as "cycle" (nothing cyclescope holds while snapshotting reaches it).
+    gc.disable()
+    try:
+        a, b = Widget(), Widget()
+        a.payload, b.payload = b, a
+        ref = weakref.ref(a)
+        del a, b
+        snap = cyclescope.snapshot()
+        (found,) = snap.survivors(["test_heap.Widget"])
+        assert (found.kind, found.count, found.path) == ("cycle", 2, "")
+        assert snap.retention_paths(ref()) == []
+    finally:
+        gc.enable()
+    gc.collect()
+    assert ref() is None
+
+
 def test_a_snapshot_keeps_nothing_alive() -> None:
     target = Widget()
     ref = weakref.ref(target)

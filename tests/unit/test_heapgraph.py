@@ -21,24 +21,13 @@ import pytest
 
 from cyclescope import graph, heapgraph
 from cyclescope.heapgraph import HeapGraph
+from twins import extension, impls, needs, q
 
-try:
-    from cyclescope import _core
-except ImportError:  # pragma: no cover - depends on the build
-    _core = None
-
-needs_core = pytest.mark.skipif(
-    _core is None,
-    reason="cyclescope._core is not built (run `python setup.py build_ext --inplace`)",
-)
-
-IMPLS = ["py", pytest.param("c", marks=needs_core)]
+_core = extension("_core")
+needs_core = needs(_core, "_core")
+IMPLS = impls(needs_core)
 
 FIELDS = ("addresses", "type_ids", "sizes", "offsets", "targets", "external", "tracked", "total_size")
-
-
-def q(values=()) -> array:
-    return array("q", values)
 
 
 def snapshot(impl: str, seeds) -> HeapGraph:

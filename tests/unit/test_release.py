@@ -18,13 +18,10 @@ import pytest
 import cyclescope
 from cyclescope import capturing, graph
 from cyclescope.report.model import Report
+from twins import extension, needs
 
-try:
-    from cyclescope import _core
-except ImportError:  # pragma: no cover - depends on the build
-    _core = None
-
-needs_core = pytest.mark.skipif(_core is None, reason="cyclescope._core is not built")
+_core = extension("_core")
+needs_core = needs(_core, "_core")
 
 
 class Node:
