@@ -128,6 +128,51 @@ class _Verdict:
     new_groups: list[Group] = field(default_factory=list)
 
 
+class _LeftoverProbe:
+    """Called by the capture after its last collection, before anything is thawed: the
+    young objects are then what the test made and kept. Notes pending asyncio tasks
+    and, for ``no_leaks``, the watched objects still alive."""
+
+    def __init__(self, survivors: Any, no_leaks: pytest.Mark | None) -> None:
+        self.survivors = survivors
+        self.watched = None
+        if no_leaks is not None:
+            self.watched = survivors.TypeMatcher([*no_leaks.args, *no_leaks.kwargs.get("types", ())])
+        self.pending: list[PendingTask] = []
+        self.alive: list[object] = []
+        self.errors: list[str] = []
+
+    def __call__(self, cap: Any) -> None:
+        survivors, watched = self.survivors, self.watched
+        if cap.strategy != "freeze":
+            if watched:
+                self.errors.append("no_leaks needs the freeze strategy, and this process froze objects itself")
+            return
+        look_for_tasks = survivors.may_have_pending_tasks()
+        if not (watched or look_for_tasks):
+            return
+        try:
+            young = survivors.young_objects(exclude=cap.store)
+            if look_for_tasks:
+                self.pending = survivors.pending_tasks(young)
+            if watched:
+                self.alive = [o for o in young if watched.matches_type(type(o))]
+            del young
+        except Exception as exc:  # noqa: BLE001 - never stop the session
+            self.errors.append(f"looking for leftovers failed: {type(exc).__name__}: {exc}")
+
+    def explain_alive(self) -> list[str]:
+        """One line per watched survivor (the first few), then let go of them."""
+        alive, self.alive = self.alive, []
+        if not alive:
+            return []
+        try:
+            return _explain_survivors(alive)
+        except Exception as exc:  # noqa: BLE001 - never stop the session; the check still fails
+            return [f"{len(alive)} watched object(s) still alive (explaining them failed: "
+                    f"{type(exc).__name__}: {exc})"]
+
+
 class _Plugin:
     """Session state: mode, baseline, and everything found so far."""
 
@@ -175,16 +220,27 @@ class _Plugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
-        no_cycles, no_leaks = self.marks.get(item.nodeid) or (None, None)
-        if self.mode is None and no_cycles is None and no_leaks is None:
-            return None
-        runtime = self.runtime()
+        marks = self.marks.get(item.nodeid)
+        if marks is None:
+            if self.mode is None:
+                return None
+            no_cycles = no_leaks = None
+        else:
+            no_cycles, no_leaks = marks
         ihook = item.ihook
         ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
-        warmups = max(_warmups(no_cycles), _warmups(no_leaks))
+        if marks is None or not self._warm_up(item, nextitem, ihook, max(_warmups(no_cycles), _warmups(no_leaks))):
+            reports = self._watched_run(item, nextitem, no_cycles, no_leaks)
+            _log(ihook, reports)
+        ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+        return True
+
+    def _warm_up(self, item: pytest.Item, nextitem: pytest.Item | None, ihook: Any, warmups: int) -> bool:
+        """Run the test ``warmups`` times unwatched; True when a run failed (then logged as the result)."""
+        runtestprotocol = self.runtime().runtestprotocol
         for _ in range(warmups):
             # nextitem=item.parent: tear down the test's own fixtures, keep the wider-scoped ones
-            reports = runtime.runtestprotocol(item, nextitem=item.parent, log=False)  # type: ignore[arg-type]
+            reports = runtestprotocol(item, nextitem=item.parent, log=False)  # type: ignore[arg-type]
             if any(r.failed for r in reports):  # a failing warm-up is the test's result
                 from _pytest.runner import CallInfo
 
@@ -194,76 +250,44 @@ class _Plugin:
                 if call.excinfo is not None:
                     reports[-1] = ihook.pytest_runtest_makereport(item=item, call=call)
                 _log(ihook, reports)
-                ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
                 return True
-        outcome, reports = self._watched_run(runtime, item, nextitem, no_leaks)
-        self.ran.add(item.nodeid)
-        try:
-            if outcome.found or no_cycles is not None:
-                self._record(item.nodeid, outcome)
-                _attach(reports, outcome, self._judge(outcome, no_cycles))
-            else:  # the common case, paid per test: nothing to record, judge or explain
-                for report in _findings_reports(reports):
-                    report.user_properties.extend(self.clean_properties)
-        except Exception as exc:  # noqa: BLE001 - a bug of cyclescope's must not stop the session
-            self.errors.append(f"{item.nodeid}: cyclescope failed: {type(exc).__name__}: {exc}")
-        _log(ihook, reports)
-        ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
-        return True
+        return False
 
-    def _watched_run(self, runtime: _Runtime, item: pytest.Item, nextitem: pytest.Item | None,
-                     no_leaks: pytest.Mark | None) -> tuple[_TestOutcome, list[Any]]:
-        survivors = runtime.survivors
-        outcome = _TestOutcome()
-        watched = None
-        if no_leaks is not None:
-            watched = survivors.TypeMatcher([*no_leaks.args, *no_leaks.kwargs.get("types", ())])
-        alive: list[object] = []
+    def _watched_run(self, item: pytest.Item, nextitem: pytest.Item | None, no_cycles: pytest.Mark | None,
+                     no_leaks: pytest.Mark | None) -> list[Any]:
+        """Run the test's protocol inside a segment (or a capture of its own); its findings
+        recorded, judged and attached to its reports, which are returned unlogged."""
+        runtime = self._runtime or self.runtime()
+        probe = _LeftoverProbe(runtime.survivors, no_leaks)
         # pytest keeps the last failure in sys.last_* until the next test's call phase:
         # dropped then, its cycles would be charged to that test (exact strategy).
         if "last_value" in sys.__dict__ or "last_exc" in sys.__dict__:
             for name in ("last_type", "last_value", "last_traceback", "last_exc"):
                 sys.__dict__.pop(name, None)
-
-        def look_for_leftovers(cap: Any) -> None:
-            # After the capture's last collection, before anything is thawed: the
-            # young objects are what the test made and kept.
-            nonlocal alive
-            if cap.strategy != "freeze":
-                if watched:
-                    outcome.errors.append("no_leaks needs the freeze strategy, and this process froze objects itself")
-                return
-            look_for_tasks = survivors.may_have_pending_tasks()
-            if watched or look_for_tasks:
-                try:
-                    young = survivors.young_objects(exclude=cap.store)
-                    if look_for_tasks:
-                        outcome.pending = survivors.pending_tasks(young)
-                    if watched:
-                        alive = [o for o in young if watched.matches_type(type(o))]
-                    del young
-                except Exception as exc:  # noqa: BLE001 - never stop the session
-                    outcome.errors.append(f"looking for leftovers failed: {type(exc).__name__}: {exc}")
-
         session = self.session_capture
         if session is not None:
-            with session.segment(on_flushed=look_for_leftovers) as segment:
+            with session.segment(on_flushed=probe) as segment:
                 reports = runtime.runtestprotocol(item, nextitem=nextitem, log=False)
             report = segment.report()
         else:  # a marked test in a session without --cyclescope: a capture of its own
-            with self.new_capture(on_flushed=look_for_leftovers) as cap:
+            with self.new_capture(on_flushed=probe) as cap:
                 reports = runtime.runtestprotocol(item, nextitem=nextitem, log=False)
             report = cap.report()
-        outcome.groups = list(report.groups)
-        outcome.errors += report.errors
-        if alive:
-            try:
-                outcome.survivors = _explain_survivors(alive)
-            except Exception as exc:  # noqa: BLE001 - never stop the session; the check still fails
-                outcome.survivors = [f"{len(alive)} watched object(s) still alive (explaining them failed: "
-                                     f"{type(exc).__name__}: {exc})"]
-        del alive
-        return outcome, reports
+        self.ran.add(item.nodeid)
+        try:
+            if not (report.groups or report.errors or probe.pending or probe.alive or probe.errors
+                    or no_cycles is not None):
+                # the common case, paid per test: nothing to record, judge or explain
+                for test_report in _findings_reports(reports):
+                    test_report.user_properties.extend(self.clean_properties)
+                return reports
+            outcome = _TestOutcome(list(report.groups), probe.pending, errors=probe.errors + report.errors)
+            outcome.survivors = probe.explain_alive()
+            self._record(item.nodeid, outcome)
+            _attach(reports, outcome, self._judge(outcome, no_cycles))
+        except Exception as exc:  # noqa: BLE001 - a bug of cyclescope's must not stop the session
+            self.errors.append(f"{item.nodeid}: cyclescope failed: {type(exc).__name__}: {exc}")
+        return reports
 
     def _record(self, nodeid: str, outcome: _TestOutcome) -> None:
         for group in outcome.groups:

@@ -404,6 +404,29 @@ def test_a_segment_whose_code_turned_saveall_off_or_dropped_the_callback_is_rear
     assert pair_count(seg.report()) == 1
 
 
+def test_a_segment_end_leaves_gc_callbacks_as_they_were_and_gc_garbage_empty() -> None:
+    with cyclescope.capture(freeze=True) as cap:
+        ours = list(gc.callbacks)
+        with cap.segment() as alone:  # the capture's callback is the only one
+            make_pairs(2)
+        assert gc.callbacks == ours and gc.garbage == []
+        garbage_seen: list[int] = []
+
+        def watcher(phase: str, info: dict) -> None:
+            if phase == "stop":
+                garbage_seen.append(len(gc.garbage))
+
+        gc.callbacks.append(watcher)
+        try:
+            with cap.segment() as watched:
+                make_pairs(3)
+            assert gc.callbacks == [*ours, watcher]
+        finally:
+            gc.callbacks.remove(watcher)
+    assert (pair_count(alone.report()), pair_count(watched.report())) == (2, 3)
+    assert garbage_seen and not any(garbage_seen), "a later callback saw the captured garbage in gc.garbage"
+
+
 def cap_callbacks(before: list) -> list:
     """The callbacks a capture added to ``gc.callbacks`` (those not there ``before``)."""
     return [cb for cb in gc.callbacks if cb not in before]

@@ -156,10 +156,14 @@ def may_have_pending_tasks() -> bool:
     Cheap where scanning objects is not: a test that left no task pending is told so
     without looking at what it allocated. True when the registry cannot tell.
     """
-    registries = _task_registries()
+    registries = _found_registries if _found_registries is not None else _task_registries()
     if registries is None:
         return True
-    return any(len(registry) and pending_tasks(list(registry)) for registry in registries)
+    for registry in registries:
+        # A WeakSet's own set of references: empty says "no task" without a Python-level __len__.
+        if getattr(registry, "data", registry) and pending_tasks(list(registry)):
+            return True
+    return False
 
 
 def _is(obj: object, kind: type) -> bool:
