@@ -214,21 +214,30 @@ class Snapshot:
         graph = build_heap_graph(seeds)
         own_frames = [f for f in _stack_frames(frames) if _is_own_frame(f)]
         own.update(id(f) for f in own_frames)
-        # What cyclescope's own running code holds (a watch list's survivors, a capture's
-        # store) is not a root: it would hide the path the user needs to see.
-        for frame in own_frames:
-            own.update(address for _name, _kind, address in _framelocals.frame_local_ids(frame) or [])
+        # What cyclescope's own running code holds in its locals (a watch list's survivors,
+        # the user's progress callback) is no root: a running frame's locals are no
+        # referents of it (3.11+), so they would come out "held from outside" and hide
+        # the path the user needs to see. They stay nodes: the user's own references to
+        # them are paths like any other.
+        own_locals = list({address for frame in own_frames
+                           for _name, _kind, address in _framelocals.frame_local_ids(frame) or []} - own)
         candidates = _root_candidates(frames, named)
         del seeds, frames, own_frames
         own_list = list(own)
-        nodes = heapalgo.positions(graph.addresses, array("q", own_list + [c[0] for c in candidates]))
+        nodes = heapalgo.positions(graph.addresses,
+                                   array("q", own_list + own_locals + [c[0] for c in candidates]))
         blocked = bytearray(graph.n)
         for node in nodes[: len(own_list)]:
             if node >= 0:
                 blocked[node] = 1
-        roots = [_Root(node, kind, name) for node, (_address, kind, name) in zip(nodes[len(own_list):], candidates)
+        not_roots = set(nodes[len(own_list): len(own_list) + len(own_locals)])
+        external = _external_roots(graph)
+        if not_roots:
+            external = array("q", [node for node in external if node not in not_roots])
+        roots = [_Root(node, kind, name)
+                 for node, (_address, kind, name) in zip(nodes[len(own_list) + len(own_locals):], candidates)
                  if node >= 0 and not blocked[node]]
-        snap = cls(graph, roots, _external_roots(graph), blocked, taken_at)
+        snap = cls(graph, roots, external, blocked, taken_at)
         _LIVE_SNAPSHOTS.add(snap)
         return snap
 

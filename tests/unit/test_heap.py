@@ -206,6 +206,21 @@ def test_cyclescopes_own_module_state_is_not_part_of_the_heap(module, monkeypatc
     assert str(newer.retention_paths(module.SEEN[0])[0]) == "module cs_test_module -> .SEEN -> [0] -> Widget"
 
 
+def test_what_cyclescopes_frames_hold_keeps_the_users_own_paths(module) -> None:
+    # The progress callback is a local of snapshot()'s own frames while it runs: that
+    # is no root, and must not cut the user's path through the same object either.
+    def make_reporter():
+        lines = [Thing()]
+        return lambda message: lines.append(message)
+
+    module.REPORTER = make_reporter()
+    snap = cyclescope.snapshot(progress=module.REPORTER)
+    (path,) = snap.retention_paths(module.REPORTER.__closure__[0].cell_contents[0])
+    assert str(path).startswith("module cs_test_module -> .REPORTER -> ")
+    assert str(path).endswith("[0] -> Thing")
+    assert [p.root_kind for p in snap.retention_paths(module.REPORTER, n=2)] == ["module"]
+
+
 def test_garbage_is_no_survivor_with_a_path_even_though_the_snapshot_listed_it(module) -> None:
     # Garbage the collector has not freed yet is in the heap, unreachable from any root:
     # no path, counted as "cycle" (nothing cyclescope holds while snapshotting reaches it).
