@@ -27,6 +27,7 @@ the snapshot and a step is gone, the path says so (``stale``).
 
 from __future__ import annotations
 
+import bisect
 import gc
 import os
 import sys
@@ -230,10 +231,11 @@ class Snapshot:
         for node in nodes[: len(own_list)]:
             if node >= 0:
                 blocked[node] = 1
-        not_roots = set(nodes[len(own_list): len(own_list) + len(own_locals)])
         external = _external_roots(graph)
-        if not_roots:
-            external = array("q", [node for node in external if node not in not_roots])
+        for node in set(nodes[len(own_list): len(own_list) + len(own_locals)]):
+            k = bisect.bisect_left(external, node)  # (in node order)
+            if k < len(external) and external[k] == node:
+                del external[k]
         roots = [_Root(node, kind, name)
                  for node, (_address, kind, name) in zip(nodes[len(own_list) + len(own_locals):], candidates)
                  if node >= 0 and not blocked[node]]
