@@ -132,6 +132,24 @@ def test_an_untracked_object_held_only_from_c_is_a_root_and_not_stale(module, he
     assert own and all(str(p) == "held from outside the heap: str" and not p.stale for p in own)
 
 
+def test_paths_from_many_objects_held_from_c_find_them_again_in_one_pass(held_from_c, monkeypatch) -> None:
+    # Labelling a path starts at the live root object; those held from outside are found
+    # again by scanning gc.get_objects(): once for a whole diff or survivors() answer.
+    older = cyclescope.snapshot()
+    for _ in range(4):
+        held_from_c([Widget()])  # list held from outside -> [0] -> Widget
+    newer = cyclescope.snapshot()
+    scans = []
+    real_get_objects = gc.get_objects
+    monkeypatch.setattr(gc, "get_objects", lambda *a, **k: scans.append(1) or real_get_objects(*a, **k))
+    (widgets,) = [g for g in newer.diff(older, top=50, samples=4).types if g.type.endswith("test_heap.Widget")]
+    survivors = newer.survivors(["*test_heap.Widget"])
+    monkeypatch.undo()
+    assert [str(p) for p in widgets.sample_paths] == ["held from outside the heap: list -> [0] -> Widget"] * 4
+    assert [(s.kind, s.count) for s in survivors] == [("uncollectable", 4)]
+    assert len(scans) == 2, "one scan of the heap for the diff's samples, one for survivors()"
+
+
 def test_retained_size_and_top_retainers(module) -> None:
     module.BIG = [bytearray(8192) for _ in range(4000)]  # 32 MiB: more than anything else in a test process
     snap = cyclescope.snapshot()
