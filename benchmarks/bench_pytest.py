@@ -40,9 +40,9 @@ TARGET_RATIO = 1.10  # --cyclescope at most 10% over the plain suite's test phas
 # name: (row label, pytest arguments ({json}, {baseline} filled in), extra environment)
 CONFIGS: dict[str, tuple[str, list[str], dict[str, str]]] = {
     "plain": ("plain suite (-p no:cyclescope)", ["-p", "no:cyclescope"], {}),
-    "cyclescope": ("--cyclescope (report)", ["--cyclescope", "--cyclescope-json", "{json}"], {}),
+    "cyclescope": ("--cyclescope (report)", ["--cyclescope", "--cyclescope-json={json}"], {}),
     "fail": ("--cyclescope=fail, baseline of the suite's cycles",
-             ["--cyclescope=fail", "--cyclescope-baseline", "{baseline}", "--cyclescope-json", "{json}"], {}),
+             ["--cyclescope=fail", "--cyclescope-baseline={baseline}", "--cyclescope-json={json}"], {}),
     "naive": ("naive: full gc.collect() after each test", ["-p", "no:cyclescope"], {"BENCH_PYTEST_NAIVE": "1"}),
 }
 PYTEST_ARGS = ["-q", "-p", "no:cacheprovider"]
@@ -916,7 +916,7 @@ def main() -> None:
         sys.exit(f"bench_pytest: the plain suite does not run: {warm['error']}")
     if "fail" in chosen:
         base = run_pytest(suite_dir, "cyclescope", args, "baseline", extra_args=[
-            "--cyclescope-baseline", os.path.join(suite_dir, "_baseline.json"), "--cyclescope-update-baseline"])
+            f"--cyclescope-baseline={os.path.join(suite_dir, '_baseline.json')}", "--cyclescope-update-baseline"])
         progress(f"baseline for --cyclescope=fail written: {base.get('error') or base['summary_line']}")
 
     runs: dict[str, list[dict]] = {c: [] for c in chosen}

@@ -35,7 +35,7 @@ import pytest
 from cyclescope.testing.baseline import Baseline, BaselineEntry, BaselineError, load_baseline, save_baseline
 
 if TYPE_CHECKING:
-    from cyclescope.report.model import Group, Report
+    from cyclescope.report.model import Group, Report, Totals
     from cyclescope.testing.survivors import PendingTask
 
 __all__ = ["MODES"]
@@ -74,6 +74,7 @@ def pytest_configure(config: pytest.Config) -> None:
                             "cycle (cycles through a type matching an ignore class or name pattern are allowed)")
     config.addinivalue_line("markers", "no_leaks(*types, types=(), warmups=0): objects of these types (classes "
                             "or name patterns) created by this test must be gone after its teardown")
+    _require_joined_file_options(config)
     mode = _mode_from_option(config) or str(config.getini("cyclescope") or "off").strip().lower()
     if mode not in (*MODES, "off"):
         raise pytest.UsageError(f"cyclescope: ini option 'cyclescope' must be report, fail or off, not {mode!r}")
@@ -88,6 +89,29 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"cyclescope: {exc}") from None
     plugin = _Plugin(config, None if mode == "off" else mode, baseline, baseline_path)
     config.pluginmanager.register(plugin, "cyclescope-session")
+
+
+#: Options whose value is a file: given as two words, pytest would take the file for a test path.
+_FILE_OPTIONS = ("--cyclescope-baseline", "--cyclescope-json")
+
+
+def _require_joined_file_options(config: pytest.Config) -> None:
+    """``--cyclescope-baseline=FILE``, never ``--cyclescope-baseline FILE`` on the command line.
+
+    pytest picks its rootdir and ini file from the command line's paths before it loads
+    plugins: an option it does not know yet leaves FILE looking like a path, and when FILE
+    exists outside the project the rootdir moves and the project's ini file (addopts,
+    testpaths, filterwarnings) is silently dropped; on the first run, before FILE exists,
+    nothing shows. Refused every time, so that the first run already says how to write it.
+    """
+    import shlex
+
+    given = [*shlex.split(os.environ.get("PYTEST_ADDOPTS", "")), *config.invocation_params.args]
+    for option in _FILE_OPTIONS:
+        if option in given:
+            raise pytest.UsageError(
+                f"cyclescope: write {option}=FILE, with '=': as two words, pytest takes FILE for a test "
+                f"path while it looks for its rootdir and ini file (before it loads plugins)")
 
 
 def _mode_from_option(config: pytest.Config) -> str | None:
@@ -131,7 +155,13 @@ class _Verdict:
 class _LeftoverProbe:
     """Called by the capture after its last collection, before anything is thawed: the
     young objects are then what the test made and kept. Notes pending asyncio tasks
-    and, for ``no_leaks``, the watched objects still alive."""
+    and, for ``no_leaks``, the watched objects still alive.
+
+    Also, from :meth:`catch_unraisable` until then: what the finalizers of the test's
+    garbage raise during that collection (an unclosed socket's ResourceWarning). It
+    belongs to this test, while pytest, whose phases are over, would report it in the
+    next test's setup.
+    """
 
     def __init__(self, survivors: Any, no_leaks: pytest.Mark | None) -> None:
         self.survivors = survivors
@@ -141,8 +171,19 @@ class _LeftoverProbe:
         self.pending: list[PendingTask] = []
         self.alive: list[object] = []
         self.errors: list[str] = []
+        self.unraisable: list[str] = []  # described at once: the objects are garbage
+        self._hook_replaced: Any = None
+
+    def catch_unraisable(self) -> None:
+        self._hook_replaced = sys.unraisablehook
+        sys.unraisablehook = self._note_unraisable
+
+    def _note_unraisable(self, unraisable: Any) -> None:
+        self.unraisable.append(_describe_unraisable(unraisable))
 
     def __call__(self, cap: Any) -> None:
+        if self._hook_replaced is not None:
+            sys.unraisablehook, self._hook_replaced = self._hook_replaced, None
         survivors, watched = self.survivors, self.watched
         if cap.strategy != "freeze":
             if watched:
@@ -186,6 +227,7 @@ class _Plugin:
         self.groups: dict[str, Group] = {}  # by signature, with .tests
         self.pending: dict[str, list[str]] = {}  # pending-task signature -> tests
         self.ran: set[str] = set()
+        self.totals: Totals | None = None  # of every test's captures, once one captured something
         self.errors: list[str] = []
         self.advice: dict[str, Any] = {}  # signature -> advised group: advice once per cycle shape
         self.marks: dict[str, tuple[pytest.Mark | None, pytest.Mark | None]] = {}  # node id -> markers
@@ -268,19 +310,24 @@ class _Plugin:
         if session is not None:
             with session.segment(on_flushed=probe) as segment:
                 reports = runtime.runtestprotocol(item, nextitem=nextitem, log=False)
+                probe.catch_unraisable()
             report = segment.report()
         else:  # a marked test in a session without --cyclescope: a capture of its own
             with self.new_capture(on_flushed=probe) as cap:
                 reports = runtime.runtestprotocol(item, nextitem=nextitem, log=False)
+                probe.catch_unraisable()
             report = cap.report()
         self.ran.add(item.nodeid)
+        if probe.unraisable:
+            _report_unraisable(reports, probe.unraisable)
         try:
-            if not (report.groups or report.errors or probe.pending or probe.alive or probe.errors
-                    or no_cycles is not None):
+            if not (report.groups or report.errors or report.totals.captured_objects or probe.pending
+                    or probe.alive or probe.errors or no_cycles is not None):
                 # the common case, paid per test: nothing to record, judge or explain
                 for test_report in _findings_reports(reports):
                     test_report.user_properties.extend(self.clean_properties)
                 return reports
+            self._add_totals(report.totals)
             outcome = _TestOutcome(list(report.groups), probe.pending, errors=probe.errors + report.errors)
             outcome.survivors = probe.explain_alive()
             self._record(item.nodeid, outcome)
@@ -288,6 +335,13 @@ class _Plugin:
         except Exception as exc:  # noqa: BLE001 - a bug of cyclescope's must not stop the session
             self.errors.append(f"{item.nodeid}: cyclescope failed: {type(exc).__name__}: {exc}")
         return reports
+
+    def _add_totals(self, totals: Totals) -> None:
+        if self.totals is None:
+            from cyclescope.report.model import Totals
+
+            self.totals = Totals()
+        self.totals.add(totals)
 
     def _record(self, nodeid: str, outcome: _TestOutcome) -> None:
         for group in outcome.groups:
@@ -368,7 +422,8 @@ class _Plugin:
             group.tests = sorted(group.tests)
         warnings = [f"{sig} (left by {len(tests)} test(s): {', '.join(sorted(tests)[:_MAX_TESTS_SHOWN])})"
                     for sig, tests in sorted(self.pending.items())]
-        return build_report(groups, Totals(), strategy="freeze (per test)", warnings=warnings, errors=self.errors)
+        return build_report(groups, self.totals or Totals(), strategy="freeze (per test)", warnings=warnings,
+                            errors=self.errors)
 
     def _state(self) -> dict[str, Any]:
         return {"report": self.run_report().to_dict(), "pending": self.pending, "ran": sorted(self.ran)}
@@ -376,7 +431,9 @@ class _Plugin:
     def _merge(self, state: dict[str, Any]) -> None:
         from cyclescope.report.model import Report
 
-        for group in Report.from_dict(state["report"]).groups:
+        report = Report.from_dict(state["report"])
+        self._add_totals(report.totals)
+        for group in report.groups:
             first, *others = group.tests or [""]
             self._record(first, _TestOutcome(groups=[_copy_with_tests(group, [])]))  # counts added once
             known = self.groups[group.signature].tests
@@ -547,6 +604,44 @@ def _attach(reports: list[Any], outcome: _TestOutcome, verdict: _Verdict) -> Non
         target.longrepr = "\n".join(lines)
     else:
         target.sections.append((_SECTION, "\n".join(lines)))
+
+
+def _describe_unraisable(unraisable: Any) -> str:
+    """pytest's text for an exception raised where nothing could catch it (as its
+    PytestUnraisableExceptionWarning says it), with the object named by its type only:
+    it is garbage, and its repr would be user code."""
+    import traceback
+
+    from cyclescope.describe import redact, type_name
+
+    try:
+        lines = traceback.format_exception(unraisable.exc_type, unraisable.exc_value, unraisable.exc_traceback)
+    except Exception:  # noqa: BLE001 - a hostile __str__: the type still says what it was
+        lines = [f"{type_name(unraisable.exc_type)}\n"]
+    where = f"<{type_name(type(unraisable.object))} object>" if unraisable.object is not None else ""
+    return redact(f"{unraisable.err_msg or 'Exception ignored in'}: {where}\n\n{''.join(lines)}".rstrip())
+
+
+def _report_unraisable(reports: list[Any], described: list[str]) -> None:
+    """Warn about each as pytest does, in this test (its filterwarnings apply); one that the
+    filters turn into an error fails the teardown, as it would have failed the next test."""
+    import warnings
+
+    errors = []
+    for text in described:
+        try:
+            warnings.warn(pytest.PytestUnraisableExceptionWarning(
+                f"{text}\n(raised in cyclescope's collection of what this test left as cyclic garbage)"))
+        except Exception as exc:  # noqa: BLE001 - the filter made it an error, whatever its class
+            errors.append(f"{type(exc).__name__}: {exc}")
+    teardown = reports[-1]
+    if not errors or teardown.when != "teardown":
+        return
+    if teardown.passed:
+        teardown.outcome = "failed"
+        teardown.longrepr = "\n\n".join(errors)
+    else:
+        teardown.sections.append((_SECTION, "\n\n".join(errors)))
 
 
 def _findings_reports(reports: list[Any]) -> list[Any]:

@@ -127,11 +127,11 @@ def gate(tmp_path_factory: pytest.TempPathFactory, newest_aiohttp: str) -> Calla
             (work / "test_seed.py").write_text(INNER_TESTS, encoding="utf-8")
             (work / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
             run = _pytest_runner(python, work)
-            learn = run("--cyclescope=fail", "--cyclescope-baseline", "baseline.json",
+            learn = run("--cyclescope=fail", "--cyclescope-baseline=baseline.json",
                         "--cyclescope-update-baseline", "-k", "control")
             assert learn.returncode == 0, learn.stdout + learn.stderr
-            proc = run("--cyclescope=fail", "--cyclescope-baseline", "baseline.json",
-                       "--cyclescope-json", str(work / "report.json"))
+            proc = run("--cyclescope=fail", "--cyclescope-baseline=baseline.json",
+                       f"--cyclescope-json={work / 'report.json'}")
             assert proc.returncode in (0, 1), proc.stdout + proc.stderr  # 1: tests failed, nothing worse
             report = json.loads((work / "report.json").read_text(encoding="utf-8"))
             jsonschema.Draft202012Validator(SCHEMA).validate(report)

@@ -212,6 +212,15 @@ def test_bad_ini_value_is_a_usage_error(pytester: pytest.Pytester) -> None:
     assert "ini option 'cyclescope' must be report, fail or off, not 'loud'" in result.stderr.str()
 
 
+@pytest.mark.parametrize("option", ["--cyclescope-baseline", "--cyclescope-json"])
+def test_a_file_option_as_two_words_is_a_usage_error(pytester: pytest.Pytester, option: str) -> None:
+    # Outside the project, an existing FILE would have moved pytest's rootdir (and dropped
+    # the ini); refused whether FILE exists or not, so the first run already says so.
+    result = run(pytester, "--cyclescope", option, "somewhere.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*cyclescope: write {option}=FILE, with '='*"])
+
+
 def test_update_baseline_needs_a_file(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_mod=CYCLE_TESTS)
     result = run(pytester, "--cyclescope=fail", "--cyclescope-update-baseline")
@@ -339,7 +348,7 @@ def test_new_shape():
 def test_baseline_round_trip(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_base=BASELINE_TESTS)
     path = pytester.path / "b.json"
-    update = ("--cyclescope=fail", "--cyclescope-baseline", "b.json", "--cyclescope-update-baseline")
+    update = ("--cyclescope=fail", "--cyclescope-baseline=b.json", "--cyclescope-update-baseline")
 
     first = run(pytester, *update)
     first.assert_outcomes(passed=4)  # updating never fails
@@ -356,7 +365,7 @@ def test_baseline_round_trip(pytester: pytest.Pytester) -> None:
     assert [g["signature"] for g in data["groups"]] == sorted(g["signature"] for g in data["groups"])
 
     # with the baseline: everything known passes; updating again changes no byte
-    again = run(pytester, "--cyclescope=fail", "--cyclescope-baseline", "b.json")
+    again = run(pytester, "--cyclescope=fail", "--cyclescope-baseline=b.json")
     again.assert_outcomes(passed=4)
     assert "(in the baseline)" in summary(again)
     run(pytester, *update).assert_outcomes(passed=4)
@@ -364,7 +373,7 @@ def test_baseline_round_trip(pytester: pytest.Pytester) -> None:
 
     # a new test making a known shape passes; one making a new shape fails, alone
     pytester.makepyfile(test_new=NEW_TESTS)
-    gate = run(pytester, "--cyclescope=fail", "--cyclescope-baseline", "b.json")
+    gate = run(pytester, "--cyclescope=fail", "--cyclescope-baseline=b.json")
     gate.assert_outcomes(passed=5, failed=1)
     assert outcomes(gate)["test_new_shape"] == "FAILED"
     assert "cycle through helpers.Ring" in failure_text(gate, "test_new_shape")
@@ -378,7 +387,7 @@ def test_baseline_round_trip(pytester: pytest.Pytester) -> None:
         "helpers.SelfRef .me": ["test_base.py::test_selfref"],
         "helpers.Ring .next -> helpers.Ring .next -> helpers.Ring .next": ["test_new.py::test_new_shape"],
     }
-    run(pytester, "--cyclescope=fail", "--cyclescope-baseline", "b.json").assert_outcomes(passed=6)
+    run(pytester, "--cyclescope=fail", "--cyclescope-baseline=b.json").assert_outcomes(passed=6)
 
     # a test that ran and no longer makes its cycle loses its entry
     pytester.makepyfile(test_new=NEW_TESTS.replace("    make_ring()", "    pass"))
@@ -391,7 +400,7 @@ def test_baseline_round_trip(pytester: pytest.Pytester) -> None:
 def test_unreadable_baseline_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_mod=CYCLE_TESTS)
     (pytester.path / "b.json").write_text("{not json", encoding="utf-8")
-    result = run(pytester, "--cyclescope=fail", "--cyclescope-baseline", "b.json")
+    result = run(pytester, "--cyclescope=fail", "--cyclescope-baseline=b.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "b.json: not JSON" in result.stderr.str()
 
@@ -643,7 +652,7 @@ def test_asyncio(pytester: pytest.Pytester, mode: str) -> None:
     _needs_loop_scope()
     pytester.makepyfile(test_async=ASYNC_TESTS)
     make_ini(pytester, asyncio_mode="strict")
-    result = run(pytester, f"--cyclescope={mode}", "--cyclescope-json", "out.json")
+    result = run(pytester, f"--cyclescope={mode}", "--cyclescope-json=out.json")
     text = summary(result)
     assert "cyclescope: 1 cycle group created by 1 test (of 3 watched)" in text
     assert "cycle through test_async.Holder" in text
@@ -686,7 +695,7 @@ def test_json_report(pytester: pytest.Pytester) -> None:
         def test_ring():
             make_ring()
     """)
-    result = run(pytester, "--cyclescope", "--cyclescope-json", "out.json")
+    result = run(pytester, "--cyclescope", "--cyclescope-json=out.json")
     result.assert_outcomes(passed=4)
     report = json.loads((pytester.path / "out.json").read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))).validate(report)
@@ -697,11 +706,15 @@ def test_json_report(pytester: pytest.Pytester) -> None:
     assert groups[NODE_SIGNATURE]["count"] == 2
     ring = groups["helpers.Ring .next -> helpers.Ring .next -> helpers.Ring .next"]
     assert ring["tests"] == ["test_more.py::test_ring"] and ring["count"] == 1
+    totals = report["totals"]  # every test's captures added up
+    assert totals["captured_objects"] >= sum(g["objects"] for g in report["groups"]) > 0
+    assert totals["cyclic_components"] >= sum(g["count"] for g in report["groups"]) == 3
+    assert totals["captured_bytes"] > 0 and totals["collections"] >= 3
 
 
 def test_json_report_is_not_written_when_inactive(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_mod=CYCLE_TESTS)
-    run(pytester, "--cyclescope-json", "out.json").assert_outcomes(passed=3)
+    run(pytester, "--cyclescope-json=out.json").assert_outcomes(passed=3)
     assert not (pytester.path / "out.json").exists()
 
 
@@ -736,7 +749,7 @@ def _xdist_session(pytester: pytest.Pytester) -> None:
 
 def test_xdist_controller_merges_the_workers(pytester: pytest.Pytester) -> None:
     _xdist_session(pytester)
-    result = run(pytester, "-n", "2", "--dist", "loadfile", "--cyclescope=fail", "--cyclescope-json", "out.json")
+    result = run(pytester, "-n", "2", "--dist", "loadfile", "--cyclescope=fail", "--cyclescope-json=out.json")
     result.assert_outcomes(failed=4, errors=0)
     workers = {p.read_text() for p in (pytester.path / "workers").iterdir()}
     assert workers == {"gw0", "gw1"}  # both workers ran tests
@@ -749,22 +762,26 @@ def test_xdist_controller_merges_the_workers(pytester: pytest.Pytester) -> None:
     for nodeid in XDIST_IDS:
         assert "cyclescope: the test created 1 reference cycle" in failure_text(result, nodeid.split("::")[1])
 
-    update = run(pytester, "-n", "2", "--dist", "loadfile", "--cyclescope=fail", "--cyclescope-baseline", "b.json",
+    update = run(pytester, "-n", "2", "--dist", "loadfile", "--cyclescope=fail", "--cyclescope-baseline=b.json",
                  "--cyclescope-update-baseline")
     update.assert_outcomes(passed=4)
     baseline = json.loads((pytester.path / "b.json").read_text(encoding="utf-8"))
     assert baseline["groups"] == [{"signature": NODE_SIGNATURE, "subject": "helpers.Node",
                                    "pattern": "back-reference", "tests": XDIST_IDS}]
-    run(pytester, "-n", "2", "--cyclescope=fail", "--cyclescope-baseline", "b.json").assert_outcomes(passed=4)
+    run(pytester, "-n", "2", "--cyclescope=fail", "--cyclescope-baseline=b.json").assert_outcomes(passed=4)
 
 
 def test_xdist_counts_each_cycle_once(pytester: pytest.Pytester) -> None:
     _xdist_session(pytester)
-    run(pytester, "--cyclescope", "--cyclescope-json", "alone.json").assert_outcomes(passed=4)
-    (alone,) = json.loads((pytester.path / "alone.json").read_text(encoding="utf-8"))["groups"]
-    result = run(pytester, "-n", "2", "--dist", "loadfile", "--cyclescope", "--cyclescope-json", "out.json")
+    run(pytester, "--cyclescope", "--cyclescope-json=alone.json").assert_outcomes(passed=4)
+    one_process = json.loads((pytester.path / "alone.json").read_text(encoding="utf-8"))
+    (alone,) = one_process["groups"]
+    result = run(pytester, "-n", "2", "--dist", "loadfile", "--cyclescope", "--cyclescope-json=out.json")
     result.assert_outcomes(passed=4)
-    (group,) = json.loads((pytester.path / "out.json").read_text(encoding="utf-8"))["groups"]
+    merged = json.loads((pytester.path / "out.json").read_text(encoding="utf-8"))
+    (group,) = merged["groups"]
+    # the workers' totals are added up on the controller
+    assert merged["totals"]["cyclic_components"] >= 4 and merged["totals"]["captured_objects"] >= group["objects"]
     # the same totals as one process: 4 cycles (their objects depend on the Python version)
     assert (group["count"], group["objects"], group["bytes"]) == (alone["count"], alone["objects"], alone["bytes"])
     assert group["count"] == 4
@@ -930,6 +947,37 @@ def test_exact_strategy_does_not_blame_the_next_test(pytester: pytest.Pytester) 
     """)
     result = run(pytester, "--cyclescope=fail")
     assert outcomes(result) == {"test_raises": "FAILED", "test_clean_after": "PASSED"}
+
+
+UNCLOSED_SOCKET_IN_A_CYCLE = """
+    import socket
+
+    def test_leaves_a_socket_in_a_cycle():
+        box = {"socket": socket.socket()}
+        box["box"] = box
+
+    def test_innocent():
+        pass
+"""
+
+
+@pytest.mark.parametrize("host", ["default", "frozen"])
+def test_what_the_garbages_finalizers_raise_is_the_test_that_left_it(pytester: pytest.Pytester, host: str) -> None:
+    # The socket's ResourceWarning, an error under -W error, is raised in the collection
+    # after the test's teardown: pytest alone would report it in the next test's setup.
+    pytester.makeconftest(GC_CONFTEST.format(host=host))
+    pytester.makepyfile(test_order=UNCLOSED_SOCKET_IN_A_CYCLE)
+    errors = ("-W", "error::ResourceWarning", "-W", "error::pytest.PytestUnraisableExceptionWarning")
+    result = run(pytester, "--cyclescope", *errors)
+    assert outcomes(result) == {"test_leaves_a_socket_in_a_cycle": "ERROR", "test_innocent": "PASSED"}
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_leaves_a_socket_in_a_cycle*",
+                                 "*ResourceWarning: unclosed <socket.socket*",
+                                 "*raised in cyclescope's collection of what this test left as cyclic garbage*"])
+    # Not made an error: a warning of the test that left the socket.
+    warned = run(pytester, "--cyclescope", "-W", "error::ResourceWarning")
+    assert outcomes(warned) == {"test_leaves_a_socket_in_a_cycle": "PASSED", "test_innocent": "PASSED"}
+    warned.stdout.fnmatch_lines(["*warnings summary*", "test_order.py::test_leaves_a_socket_in_a_cycle",
+                                 "*PytestUnraisableExceptionWarning*"])
 
 
 def test_a_test_that_turns_gc_debugging_off_does_not_blind_the_next(pytester: pytest.Pytester) -> None:

@@ -339,7 +339,6 @@ def merge_analyses(parts: list[Analysis]) -> Analysis:
         return parts[0]  # the common case: nothing to combine
     totals = Totals()
     for part in parts:
-        for name, value in vars(part.totals).items():
-            setattr(totals, name, getattr(totals, name) + value)
+        totals.add(part.totals)
     groups = merge_groups(g for part in parts for g in part.groups)
     return Analysis(groups=groups, totals=totals)

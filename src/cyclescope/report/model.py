@@ -127,6 +127,11 @@ class Totals:
     hidden_noise_objects: int = 0
     filtered_out_components: int = 0
 
+    def add(self, other: "Totals") -> None:
+        """Add ``other``'s counts to these (captures or tests taken together)."""
+        for name, value in vars(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
 
 @dataclass
 class Survivor:
