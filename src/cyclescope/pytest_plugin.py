@@ -42,7 +42,6 @@ __all__ = ["MODES"]
 
 MODES = ("report", "fail")
 _SECTION = "cyclescope"
-_MAX_TESTS_SHOWN = 5
 _MAX_SURVIVORS_EXPLAINED = 3
 #: pytest's own cycles (a skipped test's CallInfo, its ExceptionInfo) are not the project's.
 _RUNNER_PACKAGES = ("_pytest", "pluggy", "pytest")
@@ -416,11 +415,12 @@ class _Plugin:
     def run_report(self) -> Report:
         """The whole run's findings as one report, each group with the tests that created it."""
         from cyclescope.report.model import Totals, build_report
+        from cyclescope.report.text import MAX_TESTS_SHOWN
 
         groups = list(self.groups.values())
         for group in groups:
             group.tests = sorted(group.tests)
-        warnings = [f"{sig} (left by {len(tests)} test(s): {', '.join(sorted(tests)[:_MAX_TESTS_SHOWN])})"
+        warnings = [f"{sig} (left by {len(tests)} test(s): {', '.join(sorted(tests)[:MAX_TESTS_SHOWN])})"
                     for sig, tests in sorted(self.pending.items())]
         return build_report(groups, self.totals or Totals(), strategy="freeze (per test)", warnings=warnings,
                             errors=self.errors)
@@ -452,7 +452,7 @@ class _Plugin:
 
     def summary_lines(self) -> list[str]:
         """The terminal summary: groups across tests, with the tests that created each."""
-        from cyclescope.report.text import render_group
+        from cyclescope.report.text import MAX_TESTS_SHOWN, render_group, render_tests
 
         groups = self.run_report().groups
         tests = {t for g in groups for t in g.tests}
@@ -467,13 +467,10 @@ class _Plugin:
             known = " (in the baseline)" if group.signature in self.baseline else ""
             lines.append("")
             lines.extend(render_group(group))
-            lines.append(f"  created by {len(group.tests)} test{'s' if len(group.tests) != 1 else ''}{known}:")
-            lines.extend(f"    {nodeid}" for nodeid in group.tests[:_MAX_TESTS_SHOWN])
-            if len(group.tests) > _MAX_TESTS_SHOWN:
-                lines.append(f"    ... and {len(group.tests) - _MAX_TESTS_SHOWN} more")
+            lines.extend(render_tests(group, known))
         for sig, tests in sorted(self.pending.items()):
             lines.append("")
-            lines.append(f"{sig}: left by {len(tests)} test(s): {', '.join(sorted(tests)[:_MAX_TESTS_SHOWN])}")
+            lines.append(f"{sig}: left by {len(tests)} test(s): {', '.join(sorted(tests)[:MAX_TESTS_SHOWN])}")
         for error in self.errors:
             lines.append(f"error: {error}")
         if self.update_baseline:

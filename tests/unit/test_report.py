@@ -145,3 +145,13 @@ def test_types_sharing_a_bare_name_are_shown_qualified() -> None:
     assert "websockets.asyncio.server.Server  .server" in text
     assert "-> websockets.asyncio.server.Server" in text
     assert "  Server " not in text
+
+
+def test_a_test_runs_report_names_the_tests_of_each_group() -> None:
+    # What `cyclescope explain` shows of a pytest run's JSON: the tests, as the run's summary does.
+    report = Report.from_dict(seed_like_report().to_dict())
+    report.groups[0].tests = [f"test_mod.py::test_{i}" for i in range(7)]
+    text = render_text(Report.from_dict(json.loads(report.to_json())))
+    assert "  created by 7 tests:\n    test_mod.py::test_0\n" in text
+    assert "    test_mod.py::test_4\n    ... and 2 more\n" in text and "test_5" not in text
+    assert "created by" not in render_text(seed_like_report())

@@ -7,7 +7,10 @@ import textwrap
 from cyclescope.describe import short_path
 from cyclescope.report.model import Group, Report, Step
 
-__all__ = ["render_text", "render_group", "format_bytes"]
+__all__ = ["render_text", "render_group", "render_tests", "format_bytes"]
+
+#: Tests named under a group that several created; the rest are counted.
+MAX_TESTS_SHOWN = 5
 
 _WIDTH = 80
 _TYPE_COLUMN = 23
@@ -177,6 +180,18 @@ def render_group(group: Group, *, color: bool = False) -> list[str]:
     return _group_lines(group, style) + _advice_lines(group, style)
 
 
+def render_tests(group: Group, note: str = "") -> list[str]:
+    """The tests that created the group (a test run's report), the first few by name."""
+    if not group.tests:
+        return []
+    count = len(group.tests)
+    lines = [f"  created by {count} test{'s' if count != 1 else ''}{note}:"]
+    lines += [f"    {nodeid}" for nodeid in group.tests[:MAX_TESTS_SHOWN]]
+    if count > MAX_TESTS_SHOWN:
+        lines.append(f"    ... and {count - MAX_TESTS_SHOWN} more")
+    return lines
+
+
 def render_text(report: Report, *, color: bool = False, limit: int | None = None) -> str:
     """The report as terminal text; ``limit`` caps the number of groups shown."""
     style = _Style(color)
@@ -195,6 +210,7 @@ def render_text(report: Report, *, color: bool = False, limit: int | None = None
     for group in groups:
         out.append("")
         out.extend(render_group(group, color=color))
+        out.extend(render_tests(group))
     if limit is not None and len(report.groups) > limit:
         out.append("")
         out.append(f"... {len(report.groups) - limit} more group(s) not shown (--limit)")
