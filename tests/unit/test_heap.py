@@ -209,6 +209,18 @@ def test_survivors_group_by_path_shape_positions_folded_keys_kept(module) -> Non
     assert [(s.count, s.kind, bool(s.path)) for s in found] == [(1, "retained", True), (26, "retained", False)]
 
 
+def test_survivors_label_every_type_first_then_the_most_numerous(module) -> None:
+    module.MANY = [Widget() for _ in range(300)]  # made first: earlier nodes than the things
+    module.FEW = {"first": Thing(), "second": Thing()}
+    found = cyclescope.snapshot().survivors(["*test_heap.Widget", "*test_heap.Thing"], paths=2)
+    shown = {(s.type.rsplit(".", 1)[-1], s.count, s.path) for s in found}
+    assert {("Thing", 1, "module cs_test_module -> .FEW -> ['first'] -> Thing"),
+            ("Thing", 1, "module cs_test_module -> .FEW -> ['second'] -> Thing")} <= shown
+    # 50 * paths of one type are labelled; the rest are counted without a path
+    assert ("Widget", 100, "module cs_test_module -> .MANY -> [0] -> Widget") in shown
+    assert ("Widget", 200, "") in shown
+
+
 def test_cyclescopes_own_module_state_is_not_part_of_the_heap(module, monkeypatch) -> None:
     import cyclescope.explain.sources as own_module
 

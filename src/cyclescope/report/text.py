@@ -242,6 +242,8 @@ def _survivor_lines(report: Report, style: "_Style") -> list[str]:
         out.append(f"  {survivor.count:,} x {survivor.type}{reason}: {_SURVIVOR_KINDS.get(survivor.kind, survivor.kind)}")
         if survivor.path:  # a group's paths share a shape: one example stands for them
             out.append(f"      {'e.g. ' if survivor.count > 1 else ''}{survivor.path}")
+        elif survivor.kind != "cycle":  # (garbage has no path to show)
+            out.append("      (paths not traced: past the number of objects labelled)")
     return out
 
 
