@@ -145,14 +145,17 @@ class _Root:
 
 
 def snapshot(*, roots: Mapping[str, object] | None = None,
-             progress: Callable[[str], None] | None = None) -> "Snapshot":
+             progress: Callable[[str], None] | None = None,
+             exclude: Iterable[object] = ()) -> "Snapshot":
     """Take a snapshot of the heap (see the module docstring).
 
     ``roots`` names more roots, preferred like modules: ``{"module __main__ (app.py)": module}``
     for a program whose module is not in ``sys.modules``. ``progress`` is called with a
-    short message before a long snapshot.
+    short message before a long snapshot. ``exclude``: the caller's own objects, left
+    out like cyclescope's module state (no path goes through them, so what only they
+    hold is never reached: a capture whose store still holds the garbage, say).
     """
-    return Snapshot._take(dict(roots or {}), progress)
+    return Snapshot._take(dict(roots or {}), progress, [id(obj) for obj in exclude])
 
 
 _last_growth: list["Snapshot"] = []
@@ -197,7 +200,8 @@ class Snapshot:
     # -- taking one ----------------------------------------------------------------
 
     @classmethod
-    def _take(cls, extra_roots: dict[str, object], progress: Callable[[str], None] | None) -> "Snapshot":
+    def _take(cls, extra_roots: dict[str, object], progress: Callable[[str], None] | None,
+              excluded: list[int]) -> "Snapshot":
         taken_at = time.time()
         frames = sys._current_frames()
         named = [(name, id(obj), issubclass(type(obj), types.ModuleType)) for name, obj in extra_roots.items()]
@@ -207,7 +211,8 @@ class Snapshot:
         # Earlier snapshots still alive are the analysis's own objects too, with all they
         # hold, and so are cyclescope's module namespaces: its caches (parsed sources for
         # fix hints, ...) would otherwise be the heap's growth after every report.
-        own = {id(seeds), id(frames), *(id(snap) for snap in list(_LIVE_SNAPSHOTS)), *_own_namespaces()}
+        own = {id(seeds), id(frames), *(id(snap) for snap in list(_LIVE_SNAPSHOTS)), *_own_namespaces(),
+               *excluded}
         seeds.append(sys.modules)
         seeds.extend(frames.values())
         seeds.extend(extra_roots.values())

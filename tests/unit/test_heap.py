@@ -236,6 +236,16 @@ def test_cyclescopes_own_module_state_is_not_part_of_the_heap(module, monkeypatc
     assert str(newer.retention_paths(module.SEEN[0])[0]) == "module cs_test_module -> .SEEN -> [0] -> Widget"
 
 
+def test_excluded_objects_and_what_only_they_hold_are_no_growth(module) -> None:
+    older = cyclescope.snapshot()
+    module.MINE = mine = [Widget() for _ in range(3)]  # a caller's own store, reached from a root
+    module.SEEN = [Widget()]
+    newer = cyclescope.snapshot(exclude=[mine])
+    counts = {g.type: g.count for g in newer.diff(older, top=50).types}
+    assert counts.get(f"{__name__}.Widget") == 1, counts
+    assert str(newer.retention_paths(module.SEEN[0])[0]) == "module cs_test_module -> .SEEN -> [0] -> Widget"
+
+
 def test_what_cyclescopes_frames_hold_keeps_the_users_own_paths(module) -> None:
     # The progress callback is a local of snapshot()'s own frames while it runs: that
     # is no root, and must not cut the user's path through the same object either.
