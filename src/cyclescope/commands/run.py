@@ -10,8 +10,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from cyclescope.errors import CommandError
+
+if TYPE_CHECKING:
+    from cyclescope.capturing import Capture
+    from cyclescope.report.model import GrowthEntry
 
 #: Exit status when ``--fail-on-cycles`` finds a group.
 GATE_FAILED = 1
@@ -138,20 +143,18 @@ def run(args: argparse.Namespace) -> int:
     if args.json and args.json != "-":
         _check_writable(args.json)
     keep_alive: list[object] = []
-    before = _snapshot() if args.growth else None
+    growth = _Growth(program.target, keep_alive) if args.growth else None
     with capture(
-        types=args.types, include_noise=args.include_noise, freeze=args.freeze, progress=_progress
+        types=args.types, include_noise=args.include_noise, freeze=args.freeze, progress=_progress,
+        on_flushed=growth,
     ) as cap:
         status = run_as_main(program, keep_alive)
     report = cap.report()
+    if growth is not None:
+        report.growth = growth.entries
     # At exit, with the program's globals still alive (as at the end of python's run).
-    if args.watch or before is not None:
-        after = _snapshot({f"module __main__ ({program.target})": module for module in keep_alive[:1]})
-        if args.watch:
-            report.survivors = after.survivors(args.watch)
-        if before is not None:
-            report.growth = after.diff(before).entries()
-        del after, before
+    if args.watch:
+        report.survivors = _snapshot(_main_root(program.target, keep_alive)).survivors(args.watch)
     del keep_alive  # the program's globals live as long as they would under python
     sys.stderr.write(render_text(report, color=use_color(sys.stderr), limit=args.limit))
     sys.stderr.flush()
@@ -162,10 +165,35 @@ def run(args: argparse.Namespace) -> int:
     return status
 
 
-def _snapshot(roots: dict[str, object] | None = None):  # type: ignore[no-untyped-def]
+class _Growth:
+    """The program's heap growth: the "before" snapshot is taken when this is made, the
+    "after" one when the capture calls it back, after its last collection and before it
+    builds its report. What the report loads and caches (the explain modules,
+    importlib.metadata, their caches) is then in neither snapshot, so it is never
+    charged to the program."""
+
+    def __init__(self, target: str, keep_alive: list[object]) -> None:
+        self._target = target
+        self._keep_alive = keep_alive
+        self._before = _snapshot()
+        self.entries: list[GrowthEntry] = []
+
+    def __call__(self, cap: Capture) -> None:
+        before, self._before = self._before, None
+        # The capture still holds the program's cyclic garbage, for the report: no growth.
+        after = _snapshot(_main_root(self._target, self._keep_alive), exclude=[cap, cap.store])
+        self.entries = after.diff(before).entries()
+
+
+def _main_root(target: str, keep_alive: list[object]) -> dict[str, object]:
+    # run_as_main keeps the program's module (not in sys.modules once it has run) here.
+    return {f"module __main__ ({target})": module for module in keep_alive[:1]}
+
+
+def _snapshot(roots: dict[str, object] | None = None, exclude: list[object] | None = None):  # type: ignore[no-untyped-def]
     from cyclescope.heap import snapshot
 
-    return snapshot(roots=roots, progress=_progress)
+    return snapshot(roots=roots, progress=_progress, exclude=exclude or ())
 
 
 def _progress(message: str) -> None:
