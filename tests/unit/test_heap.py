@@ -186,6 +186,17 @@ def test_diff_samples_prefer_objects_a_named_root_holds(module, held_from_c) -> 
     assert [str(p) for p in growth.sample_paths] == ["module cs_test_module -> .KEPT -> [0] -> Widget"]
 
 
+def test_diff_samples_classes_beyond_the_most_numerous_types(module) -> None:
+    older = cyclescope.snapshot()
+    module.MANY = [(i, "x") for i in range(500)] + [[i] for i in range(300)]
+    module.FEW = [Widget() for _ in range(5)]
+    growth = {g.type.rsplit(".", 1)[-1]: g for g in cyclescope.snapshot().diff(older, top=1, samples=1).types}
+    assert growth["tuple"].sample_paths  # the most numerous
+    assert not growth["list"].sample_paths  # a builtin type past the top
+    (path,) = growth["Widget"].sample_paths  # a class of the program's, past the top
+    assert str(path) == "module cs_test_module -> .FEW -> [0] -> Widget"
+
+
 def test_growth_reports_what_the_heap_gained_since_the_previous_call(module) -> None:
     cyclescope.growth()
     module.MORE = [Widget() for _ in range(300)]

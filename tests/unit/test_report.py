@@ -155,3 +155,16 @@ def test_a_test_runs_report_names_the_tests_of_each_group() -> None:
     assert "  created by 7 tests:\n    test_mod.py::test_0\n" in text
     assert "    test_mod.py::test_4\n    ... and 2 more\n" in text and "test_5" not in text
     assert "created by" not in render_text(seed_like_report())
+
+
+def test_growth_text_lists_the_sampled_types_and_the_most_numerous() -> None:
+    from cyclescope.report.model import GrowthEntry
+
+    report = seed_like_report()
+    report.growth = [GrowthEntry(f"type{i}", 100 - i, 1000, 100 - i, []) for i in range(30)]
+    report.growth[25].sample_paths = ["module app -> .CACHE -> [0] -> type25"]
+    text = render_text(report)
+    assert "  type19  +81" in text and "  type20  +80" not in text
+    assert "  type25  +75 " in text and "      module app -> .CACHE -> [0] -> type25" in text
+    hidden = sum(100 - i for i in range(20, 30) if i != 25)
+    assert f"  ... 9 more types, +{hidden:,} objects (8.8 KiB; all in the JSON report)" in text

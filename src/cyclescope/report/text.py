@@ -11,6 +11,8 @@ __all__ = ["render_text", "render_group", "render_tests", "format_bytes"]
 
 #: Tests named under a group that several created; the rest are counted.
 MAX_TESTS_SHOWN = 5
+#: Growth entries listed without sample paths (the most numerous); the rest are counted.
+MAX_GROWTH_SHOWN = 20
 
 _WIDTH = 80
 _TYPE_COLUMN = 23
@@ -251,9 +253,16 @@ def _growth_lines(report: Report, style: "_Style") -> list[str]:
     if not report.growth:
         return []
     out = ["", style.bold("heap growth (new objects by type)")]
-    for entry in report.growth:
+    # Every type with sample paths, and the most numerous others: a program's imports
+    # add hundreds of types (all of them are in the JSON report).
+    shown = [e for i, e in enumerate(report.growth) if i < MAX_GROWTH_SHOWN or e.sample_paths]
+    for entry in shown:
         out.append(f"  {entry.type}  +{entry.count:,} ({format_bytes(entry.bytes)}, net {entry.net_count:+,})")
         out.extend(f"      {path}" for path in entry.sample_paths)
+    hidden = [e for e in report.growth if e not in shown]
+    if hidden:
+        out.append(f"  ... {len(hidden)} more types, +{sum(e.count for e in hidden):,} objects "
+                   f"({format_bytes(sum(e.bytes for e in hidden))}; all in the JSON report)")
     return out
 
 
