@@ -32,6 +32,8 @@ __all__ = [
     "short_path",
     "format_key",
     "redact",
+    "redact_code",
+    "source_line",
 ]
 
 _TYPE_QUALNAME = type.__dict__["__qualname__"]
@@ -180,20 +182,50 @@ def _display_bases() -> list[str]:
 _IDENTIFIER_LIKE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}\Z")
 _VARYING = re.compile(r"\d{3,}|0x[0-9a-fA-F]+|[0-9a-fA-F]{8,}")
 _SECRET_SHAPES = [
-    re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"),
-    re.compile(r"(?i)([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@"),
-    re.compile(r"(?i)([?&](?:access_token|token|key|api_key|apikey|password|secret|sig|signature)=)[^&\s]+"),
-    re.compile(r"\b[A-Za-z0-9_\-]{32,}\b"),
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 <redacted>"),
+    (re.compile(r"(?i)([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@"), r"\1<redacted>@"),
+    (re.compile(r"(?i)([?&](?:access_token|token|key|api_key|apikey|password|secret|sig|signature)=)[^&\s]+"),
+     r"\1<redacted>"),
+    # A string literal given to a secret-named name: PASSWORD = "...", token="...", {"api_key": "..."}.
+    (re.compile(r"""(?i)(\b[\w-]*(?:password|passwd|secret|token|api[_-]?key)[\w-]*['"]?\s*(?:[:=!]=|[:=])\s*"""
+                r"""[rbu]{0,2}(['"]))(?:\\.|(?!\2)[^\\])+\2"""), r"\1<redacted>\2"),
 ]
+_LONG_TOKEN = re.compile(r"\b[A-Za-z0-9_\-]{32,}\b")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z_]*\Z")  # no digits: a long name with digits may be a token
+# The string literals (unterminated ones to the end of the line) and the comment of a source line.
+_TEXT_IN_CODE = re.compile(r"""'[^'\\]*(?:\\.[^'\\]*)*'?|"[^"\\]*(?:\\.[^"\\]*)*"?|#.*""")
+
+
+def _redact_shapes(text: str) -> str:
+    for shape, replacement in _SECRET_SHAPES:
+        text = shape.sub(replacement, text)
+    return text
 
 
 def redact(text: str) -> str:
     """``text`` with credentials, tokens and long secret-looking strings replaced."""
-    text = _SECRET_SHAPES[0].sub(lambda m: m.group(1) + " <redacted>", text)
-    text = _SECRET_SHAPES[1].sub(lambda m: m.group(1) + "<redacted>@", text)
-    text = _SECRET_SHAPES[2].sub(lambda m: m.group(1) + "<redacted>", text)
-    text = _SECRET_SHAPES[3].sub("<redacted>", text)
-    return text
+    return _LONG_TOKEN.sub("<redacted>", _redact_shapes(text))
+
+
+def redact_code(line: str) -> str:
+    """A source line with its secrets replaced as by :func:`redact`, the rest kept.
+
+    Long names in the code itself stay (``self._on_connection_lost_callbacks`` is no
+    token); long token-like strings in its string literals and comments do not.
+    """
+    line = _redact_shapes(line)
+    texts = [m.span() for m in _TEXT_IN_CODE.finditer(line)]
+
+    def replace(match: re.Match[str]) -> str:
+        in_text = any(start <= match.start() < end for start, end in texts)
+        return match.group() if not in_text and _NAME.match(match.group()) else "<redacted>"
+
+    return _LONG_TOKEN.sub(replace, line)
+
+
+def source_line(path: str, lineno: int) -> str:
+    """Line ``lineno`` of ``path``, stripped and with its secrets redacted; "" when unreadable."""
+    return redact_code(getline(path, lineno))
 
 
 def _plain_repr(value: object) -> str | None:

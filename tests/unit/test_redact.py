@@ -1,0 +1,51 @@
+"""Secrets in values and in source lines are replaced, the text around them kept."""
+
+from __future__ import annotations
+
+import pytest
+
+from cyclescope.describe import redact, redact_code
+
+TOKEN = "9c1f0e2a7b3d4c5e8f6a1b2c3d4e5f60a7b8c9d0"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Bearer sk_live_abc.def", "Bearer <redacted>"),
+    ("https://admin:hunter2@db.example/x", "https://<redacted>@db.example/x"),
+    ("/cb?code=1&token=abc&x=2", "/cb?code=1&token=<redacted>&x=2"),
+    (f"session {TOKEN}", "session <redacted>"),
+    ('password="hunter2"', 'password="<redacted>"'),
+    ("{'api_key': 'abc'}", "{'api_key': '<redacted>'}"),
+    ("conn-1234567", "conn-1234567"),
+    ("AbstractSingletonProxyFactoryBeanHelper", "<redacted>"),  # a value: any long run may be a token
+])
+def test_redact_values(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize("line, expected", [
+    ('get(url, headers={"Authorization": "Bearer sk_live_HARDCODED0123456789abcdefXYZ"})',
+     'get(url, headers={"Authorization": "Bearer <redacted>"})'),
+    ('conn = connect("postgres://admin:hunter2@db/app", timeout=3)',
+     'conn = connect("postgres://<redacted>@db/app", timeout=3)'),
+    ('API_KEY = "sk_live_abcdef"', 'API_KEY = "<redacted>"'),
+    ("client = Client(api_key='abc123', retries=2)", "client = Client(api_key='<redacted>', retries=2)"),
+    ('if token == "s3cr3t":', 'if token == "<redacted>":'),
+    ('url = base + "?token=abc&page=2"', 'url = base + "?token=<redacted>&page=2"'),
+    (f'SESSIONS["{TOKEN}"] = c', 'SESSIONS["<redacted>"] = c'),
+    (f"x = 1  # was {TOKEN}", "x = 1  # was <redacted>"),
+    ('x = "AbstractSingletonProxyFactoryBeanHelper"', 'x = "<redacted>"'),
+    # Code is no secret: names, however long, and expressions stay.
+    ("self._on_connection_lost_callbacks_registry = []", "self._on_connection_lost_callbacks_registry = []"),
+    ("self.token = token", "self.token = token"),
+    ("password = read_password(PATH)", "password = read_password(PATH)"),
+    ('password = ""', 'password = ""'),
+])
+def test_redact_code_keeps_the_line_readable(line: str, expected: str) -> None:
+    assert redact_code(line) == expected
+
+
+def test_redacting_twice_changes_nothing() -> None:
+    line = 'get("https://u:p@h/?token=t", headers={"Authorization": "Bearer x"}, api_key="k")'
+    once = redact_code(line)
+    assert redact_code(once) == once and redact(redact(line)) == redact(line)
