@@ -3,8 +3,8 @@
 Nothing here runs user code. Type and function names are read through the C
 getters of ``type`` and code objects (a metaclass cannot intercept them); source
 lines are read by file name only (:mod:`cyclescope.sourcelines`, which leaves
-``linecache`` as it was); values are shown only when they
-are plain built-in scalars, bounded in length, with secrets redacted.
+``linecache`` as it was) and shown with their secrets redacted; values are shown
+only when they are plain built-in scalars, bounded in length, with secrets redacted.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def _generator_code(obj: object) -> types.CodeType | None:
 
 def _site(code: types.CodeType, lineno: int | None) -> CodeSite:
     line = lineno or code.co_firstlineno
-    source = getline(code.co_filename, line) if line else ""
+    source = source_line(code.co_filename, line) if line else ""
     return CodeSite(_code_qualname(code), code.co_filename, line, source)
 
 

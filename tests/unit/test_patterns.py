@@ -384,3 +384,54 @@ def test_cancelled_task_keeps_its_cancelled_error() -> None:
     edges = {s.edge for g in tasks for s in g.cycle}
     assert "referent" not in " ".join(edges)
     assert edges & {"._cancelled_exc", "._exception_tb", "._exception"}
+
+
+SECRET_SOURCE = '''
+class ApiClient:
+    def __init__(self):
+        self.last_error = None
+
+    def fetch(self):
+        try:
+            return get("https://admin:hunter2@api.example/v1", headers={"Authorization": "Bearer sk_live_HARDCODED0123456789abcdefXYZ"})
+        except OSError as exc:
+            self.last_error = exc  # api_key="ak_0123456789"
+
+
+def get(url, headers):
+    raise OSError("dropped")
+
+
+class Widget:
+    pass
+
+
+def closure():
+    widget = Widget()
+
+    def fetch(url="https://admin:hunter2@db.example/app"):
+        return widget
+    widget.fetch = fetch
+'''
+
+
+def test_secrets_in_source_lines_are_redacted_in_the_advice(tmp_path: Path, monkeypatch) -> None:
+    from cyclescope.report.text import render_group
+
+    (tmp_path / "cs_pattern_secrets.py").write_text(SECRET_SOURCE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import cs_pattern_secrets  # type: ignore[import-not-found]
+
+    group = only_group(lambda: cs_pattern_secrets.ApiClient().fetch())
+    shown = {loc.role: loc.text for loc in group.fix_locations}
+    assert shown == {
+        "assigns .last_error": 'self.last_error = exc  # api_key="<redacted>"',
+        "frame in the cycle": 'return get("https://<redacted>@api.example/v1", '
+                              'headers={"Authorization": "Bearer <redacted>"})',
+    }
+    assert any(step.source == shown["frame in the cycle"] for step in group.cycle)
+    closure = only_group(cs_pattern_secrets.closure)
+    assert [loc.text for loc in closure.fix_locations] == ['def fetch(url="https://<redacted>@db.example/app"):']
+    for text in ("\n".join(render_group(group)), cyclescope.Report([group, closure]).to_json()):
+        assert "hunter2" not in text and "HARDCODED" not in text and "0123456789" not in text
+        assert "<redacted>" in text

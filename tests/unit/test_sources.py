@@ -179,8 +179,9 @@ def test_assignment_forms(handler_module: types.ModuleType, attr: str, expected:
 
 
 def test_private_names_are_mangled(handler_module: types.ModuleType) -> None:
+    # A string given to a secret-named attribute is shown redacted.
     assert found(handler_module.Handler, "_Handler__secret") == [
-        ("handler.py", 'self.__secret = "mangled"', "Handler.__init__")]
+        ("handler.py", 'self.__secret = "<redacted>"', "Handler.__init__")]
     assert found(handler_module.Handler, "__secret") == []
     assert found(handler_module.Handler, "_Base__secret") == []
 

@@ -14,13 +14,12 @@ import types
 from typing import Sequence
 
 from cyclescope._safe import type_namespace
-from cyclescope.describe import short_path
+from cyclescope.describe import short_path, source_line
 from cyclescope.explain.known import match_known_issue
 from cyclescope.explain.owners import distribution_version, owner_of_module
 from cyclescope.explain.patterns import Classification, attribute_name, classify
 from cyclescope.explain.sources import attribute_assignments
 from cyclescope.report.model import FixLocation, Group, Owner, Step
-from cyclescope.sourcelines import getline
 
 __all__ = ["advise", "copy_advice", "classify_saved", "owners_of", "MAX_ASSIGNMENTS"]
 
@@ -87,7 +86,7 @@ def _closure_definition(group: Group) -> list[FixLocation]:
     for step in group.cycle:
         if step.type == "function" and step.site:
             path, _, line = step.site.rpartition(":")
-            text = getline(path, int(line)) if line.isdigit() else ""
+            text = source_line(path, int(line)) if line.isdigit() else ""
             return [FixLocation(location=step.site, text=text, role="defines the closure",
                                 function=step.function)]
     return []

@@ -17,7 +17,8 @@ assignments of ``attr``:
 
 Private names are compared in their mangled form (``self.__x`` in class ``Foo``
 stores ``_Foo__x``). Files that are missing, too large, undecodable or no longer
-parse give no result; nothing here raises.
+parse give no result; nothing here raises. Lines are returned with their secrets
+redacted (:func:`cyclescope.describe.redact_code`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 from cyclescope._safe import module_namespace, type_mro, type_namespace
-from cyclescope.describe import type_module
+from cyclescope.describe import redact_code, type_module
 from cyclescope.sourcelines import BoundedCache, file_key, read_source
 
 __all__ = ["SourceLocation", "attribute_assignments"]
@@ -317,4 +318,4 @@ def _read_and_parse(path: str) -> tuple[ast.Module, list[str]] | None:
 
 
 def _line(lines: list[str], lineno: int) -> str:
-    return lines[lineno - 1].strip() if 0 < lineno <= len(lines) else ""
+    return redact_code(lines[lineno - 1].strip()) if 0 < lineno <= len(lines) else ""
