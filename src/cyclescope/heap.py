@@ -503,6 +503,15 @@ class Snapshot:
         order = sorted(groups.items(), key=lambda item: (not item[0][2], -item[1][0], item[0]))
         return [Survivor(type=t, kind=k, count=count, path=example) for (t, k, _), (count, example) in order]
 
+    def unmatched(self, patterns: Iterable[str]) -> list[str]:
+        """The ``patterns`` (as for :meth:`survivors`) that no live object's type matches:
+        a misspelt type name, or a type with no object left."""
+        each_type = array("q", range(len(self._type_aliases)))
+        counts, _, _ = heapalgo.group_totals(self._graph.type_ids, each_type, len(each_type), self._graph.sizes,
+                                             mask=self._blocked.translate(_FLIP))
+        live = [aliases for aliases, count in zip(self._type_aliases, counts) if count]
+        return [pattern for pattern in patterns if not any(matches_any(names, (pattern,)) for names in live)]
+
     # -- comparing snapshots ------------------------------------------------------------
 
     def diff(self, older: "Snapshot", *, top: int = 10, samples: int = 3) -> SnapshotDiff:

@@ -856,6 +856,20 @@ def test_watch_explains_every_live_object_of_the_type(cli: Cli, tmp_path: Path) 
     assert "2 watched objects still alive" in result.err
 
 
+def test_watch_says_which_patterns_matched_no_live_object(cli: Cli, tmp_path: Path) -> None:
+    script = write(tmp_path, "retaining.py", RETAINING)
+    result = cli("run", "--watch", "Respnse", "--watch", "Response", "--watch", "Nope*Zq", "--json",
+                 str(tmp_path / "r.json"), str(script))
+    assert result.status == 0, result.err
+    report = valid_report((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert report["unmatched_watch"] == ["Respnse", "Nope*Zq"]
+    assert "no live object matched --watch Respnse, Nope*Zq" in result.err.splitlines()
+    assert "2 watched objects still alive" in result.err
+    result = cli("run", "--watch", "Response", "--json", str(tmp_path / "r.json"), str(script))
+    assert valid_report((tmp_path / "r.json").read_text(encoding="utf-8"))["unmatched_watch"] == []
+    assert "no live object matched" not in result.err
+
+
 GROWING = """
     class Record:
         pass

@@ -76,6 +76,7 @@ def test_schema_rejects_a_broken_report() -> None:
 
 def test_round_trip() -> None:
     report = real_report()
+    report.unmatched_watch = ["Respnse"]
     again = Report.from_dict(json.loads(report.to_json()))
     assert again == report
     with pytest.raises(ReportFormatError, match="not a cyclescope.report/1 report"):

@@ -154,7 +154,10 @@ def run(args: argparse.Namespace) -> int:
         report.growth = growth.entries
     # At exit, with the program's globals still alive (as at the end of python's run).
     if args.watch:
-        report.survivors = _snapshot(_main_root(program.target, keep_alive)).survivors(args.watch)
+        after = _snapshot(_main_root(program.target, keep_alive))
+        report.survivors = after.survivors(args.watch)
+        report.unmatched_watch = after.unmatched(args.watch)
+        del after
     del keep_alive  # the program's globals live as long as they would under python
     sys.stderr.write(render_text(report, color=use_color(sys.stderr), limit=args.limit))
     sys.stderr.flush()

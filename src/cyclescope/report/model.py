@@ -172,6 +172,7 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     survivors: list[Survivor] = field(default_factory=list)
+    unmatched_watch: list[str] = field(default_factory=list)  # watched type patterns no live object had
     growth: list[GrowthEntry] = field(default_factory=list)
     schema: str = SCHEMA
 
@@ -192,7 +193,7 @@ class Report:
         try:
             groups = [_group_from_dict(g) for g in data["groups"]]
             totals = Totals(**data.get("totals", {}))
-            rest = {k: data[k] for k in ("strategy", "python", "warnings", "errors") if k in data}
+            rest = {k: data[k] for k in ("strategy", "python", "warnings", "errors", "unmatched_watch") if k in data}
             survivors = [Survivor(**item) for item in data.get("survivors", [])]
             growth = [GrowthEntry(**item) for item in data.get("growth", [])]
         except (KeyError, TypeError) as exc:

@@ -235,10 +235,13 @@ _SURVIVOR_KINDS = {
 
 
 def _survivor_lines(report: Report, style: "_Style") -> list[str]:
+    out = []
+    if report.unmatched_watch:  # most often a misspelt name: say so rather than nothing
+        out += ["", f"no live object matched --watch {', '.join(report.unmatched_watch)}"]
     if not report.survivors:
-        return []
+        return out
     total = sum(s.count for s in report.survivors)
-    out = ["", style.bold(f"{total:,} watched object{'s' if total != 1 else ''} still alive")]
+    out += ["", style.bold(f"{total:,} watched object{'s' if total != 1 else ''} still alive")]
     for survivor in report.survivors:
         reason = f" ({survivor.reason})" if survivor.reason else ""
         out.append(f"  {survivor.count:,} x {survivor.type}{reason}: {_SURVIVOR_KINDS.get(survivor.kind, survivor.kind)}")
