@@ -191,7 +191,7 @@ _SECRET_SHAPES = [
                 r"""[rbu]{0,2}(['"]))(?:\\.|(?!\2)[^\\])+\2"""), r"\1<redacted>\2"),
 ]
 _LONG_TOKEN = re.compile(r"\b[A-Za-z0-9_\-]{32,}\b")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z_]*\Z")  # no digits: a long name with digits may be a token
+_NAME = re.compile(r"[A-Za-z_]+\Z")  # no digits: a long name with digits may be a token
 # The string literals (unterminated ones to the end of the line) and the comment of a source line.
 _TEXT_IN_CODE = re.compile(r"""'[^'\\]*(?:\\.[^'\\]*)*'?|"[^"\\]*(?:\\.[^"\\]*)*"?|#.*""")
 
