@@ -256,10 +256,12 @@ def format_key(key: object) -> tuple[str, str]:
     timestamps, non-string keys) becomes ``[key]``.
     """
     plain = _plain_repr(key)
+    # A secret inside a key is replaced where it is: the rest (a URL's host and path)
+    # still says which entry holds the object.
     if plain is None:
         shown = f"[<{short_type_name(type(key))}>]"
-    elif type(key) is str and redact(key) != key:
-        shown = "['<redacted>']"
+    elif type(key) is str:
+        shown = f"[{redact(key)!r}]"  # (redacted before the quotes are added: a pattern may run to the end)
     else:
         shown = f"[{redact(plain)}]"
     if type(key) is str and _IDENTIFIER_LIKE.match(key) and not _VARYING.search(key):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cyclescope.describe import redact, redact_code
+from cyclescope.describe import format_key, redact, redact_code
 
 TOKEN = "9c1f0e2a7b3d4c5e8f6a1b2c3d4e5f60a7b8c9d0"
 
@@ -49,3 +49,14 @@ def test_redacting_twice_changes_nothing() -> None:
     line = 'get("https://u:p@h/?token=t", headers={"Authorization": "Bearer x"}, api_key="k")'
     once = redact_code(line)
     assert redact_code(once) == once and redact(redact(line)) == redact(line)
+
+
+@pytest.mark.parametrize(("key", "shown"), [
+    ("https://api.example/items/3?token=abc123", "['https://api.example/items/3?token=<redacted>']"),
+    ("https://user:hunter2@db.example/main", "['https://<redacted>@db.example/main']"),
+    ("a" * 40, "['<redacted>']"),
+    ("plain-key", "['plain-key']"),
+])
+def test_a_dict_keys_secret_is_replaced_where_it_is(key: str, shown: str) -> None:
+    # the rest of the key still says which entry holds the object
+    assert format_key(key)[0] == shown
