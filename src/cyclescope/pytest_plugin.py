@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["MODES"]
 
 MODES = ("report", "fail")
+STRATEGIES = ("freeze", "exact")
 _SECTION = "cyclescope"
 _MAX_SURVIVORS_EXPLAINED = 3
 #: pytest's own cycles (a skipped test's CallInfo, its ExceptionInfo) are not the project's.
@@ -65,7 +66,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="write the whole run's findings as a JSON report (cyclescope.report/1)")
     parser.addini("cyclescope", "cyclescope mode when --cyclescope is not given: report, fail or off",
                   default="off")
+    group.addoption("--cyclescope-strategy", choices=STRATEGIES, default=None,
+                    help="'freeze' (default: each test's end collects only what it allocated) or 'exact' "
+                         "(a full collection at each end of every test: slower on a big heap, but "
+                         "gc.get_referrers() and gc.get_objects() still see every object)")
     parser.addini("cyclescope_baseline", "baseline file (relative to the rootdir)", default="")
+    parser.addini("cyclescope_strategy", "freeze (the default) or exact, as --cyclescope-strategy", default="freeze")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -86,7 +92,10 @@ def pytest_configure(config: pytest.Config) -> None:
         baseline = load_baseline(baseline_path) if baseline_path else Baseline()
     except BaselineError as exc:
         raise pytest.UsageError(f"cyclescope: {exc}") from None
-    plugin = _Plugin(config, None if mode == "off" else mode, baseline, baseline_path)
+    strategy = config.getoption("cyclescope_strategy") or str(config.getini("cyclescope_strategy")).strip().lower()
+    if strategy not in STRATEGIES:
+        raise pytest.UsageError(f"cyclescope: ini option 'cyclescope_strategy' must be freeze or exact, not {strategy!r}")
+    plugin = _Plugin(config, None if mode == "off" else mode, baseline, baseline_path, freeze=strategy == "freeze")
     config.pluginmanager.register(plugin, "cyclescope-session")
 
 
@@ -186,7 +195,8 @@ class _LeftoverProbe:
         survivors, watched = self.survivors, self.watched
         if cap.strategy != "freeze":
             if watched:
-                self.errors.append("no_leaks needs the freeze strategy, and this process froze objects itself")
+                self.errors.append("no_leaks needs the freeze strategy (the exact one was chosen, or this process "
+                                   "froze objects itself)")
             return
         look_for_tasks = survivors.may_have_pending_tasks()
         if not (watched or look_for_tasks):
@@ -216,9 +226,11 @@ class _LeftoverProbe:
 class _Plugin:
     """Session state: mode, baseline, and everything found so far."""
 
-    def __init__(self, config: pytest.Config, mode: str | None, baseline: Baseline, baseline_path: str) -> None:
+    def __init__(self, config: pytest.Config, mode: str | None, baseline: Baseline, baseline_path: str,
+                 freeze: bool = True) -> None:
         self.config = config
         self.mode = mode
+        self.freeze = freeze
         self.baseline = baseline
         self.baseline_path = baseline_path
         self.update_baseline = bool(config.getoption("cyclescope_update_baseline"))
@@ -237,7 +249,8 @@ class _Plugin:
             self.runtime()  # now rather than in the first test, whose time it would inflate
 
     def new_capture(self, **options: Any) -> Any:
-        return self.runtime().capture(freeze=True, also_noise=_RUNNER_PACKAGES, advice_cache=self.advice, **options)
+        return self.runtime().capture(freeze=self.freeze, also_noise=_RUNNER_PACKAGES, advice_cache=self.advice,
+                                      **options)
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Iterator[None]:
@@ -422,7 +435,8 @@ class _Plugin:
             group.tests = sorted(group.tests)
         warnings = [f"{sig} (left by {len(tests)} test(s): {', '.join(sorted(tests)[:MAX_TESTS_SHOWN])})"
                     for sig, tests in sorted(self.pending.items())]
-        return build_report(groups, self.totals or Totals(), strategy="freeze (per test)", warnings=warnings,
+        strategy = "freeze" if self.freeze else "exact"
+        return build_report(groups, self.totals or Totals(), strategy=f"{strategy} (per test)", warnings=warnings,
                             errors=self.errors)
 
     def _state(self) -> dict[str, Any]:

@@ -949,6 +949,38 @@ def test_exact_strategy_does_not_blame_the_next_test(pytester: pytest.Pytester) 
     assert outcomes(result) == {"test_raises": "FAILED", "test_clean_after": "PASSED"}
 
 
+REFERRERS_TESTS = """
+    import gc
+    from helpers import make_pair
+
+    HOLDER = {"thing": ["tracked"]}  # (a dict of untracked values is untracked: no referrer)
+
+    def test_referrers_of_an_older_object():
+        assert gc.get_referrers(HOLDER["thing"]) == [HOLDER]
+
+    def test_cycle():
+        make_pair()
+"""
+
+
+def test_the_exact_strategy_keeps_gc_introspection_whole(pytester: pytest.Pytester) -> None:
+    # Frozen objects are not in gc.get_referrers()'s answers: code under test that asks
+    # about objects older than the test needs the exact strategy (the README says so).
+    pytester.makepyfile(test_referrers=REFERRERS_TESTS)
+    frozen = run(pytester, "--cyclescope=fail")
+    assert outcomes(frozen) == {"test_referrers_of_an_older_object": "FAILED", "test_cycle": "FAILED"}
+    exact = run(pytester, "--cyclescope=fail", "--cyclescope-strategy=exact")
+    assert outcomes(exact) == {"test_referrers_of_an_older_object": "PASSED", "test_cycle": "FAILED"}
+    assert "cyclescope: the test created 1 reference cycle in 1 group not in the baseline" in failure_text(
+        exact, "test_cycle")
+    make_ini(pytester, cyclescope_strategy="exact")
+    run(pytester, "--cyclescope", "-k", "older_object").assert_outcomes(passed=1)
+    make_ini(pytester, cyclescope_strategy="fast")
+    bad = run(pytester, "--cyclescope")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*cyclescope_strategy' must be freeze or exact, not 'fast'*"])
+
+
 UNCLOSED_SOCKET_IN_A_CYCLE = """
     import socket
 
