@@ -44,6 +44,8 @@ MODES = ("report", "fail")
 STRATEGIES = ("freeze", "exact")
 _SECTION = "cyclescope"
 _MAX_SURVIVORS_EXPLAINED = 3
+#: Patterns whose groups differ only by a name: in the summary, one line each after the first.
+_ONE_LINE_AFTER_THE_FIRST = frozenset({"class-definition"})
 #: pytest's own cycles (a skipped test's CallInfo, its ExceptionInfo) are not the project's.
 _RUNNER_PACKAGES = ("_pytest", "pluggy", "pytest")
 
@@ -477,9 +479,22 @@ class _Plugin:
             lines.append(f"cyclescope: {len(groups)} cycle group{'s' if len(groups) != 1 else ''} "
                          f"created by {len(tests)} test{'s' if len(tests) != 1 else ''} "
                          f"(of {len(self.ran)} watched)")
+        shown_in_full: set[str] = set()
+        one_line = False
         for group in groups:
             known = " (in the baseline)" if group.signature in self.baseline else ""
-            lines.append("")
+            was_one_line, one_line = one_line, (group.pattern in _ONE_LINE_AFTER_THE_FIRST
+                                                and group.pattern in shown_in_full)
+            if not (one_line and was_one_line):
+                lines.append("")
+            if one_line:
+                # a class made per test: the same cycle and advice as above, only its name differs
+                head = render_group(group)[0]
+                tests = ", ".join(group.tests[:MAX_TESTS_SHOWN])
+                more = f" and {len(group.tests) - MAX_TESTS_SHOWN} more" if len(group.tests) > MAX_TESTS_SHOWN else ""
+                lines.append(f"{head}{known}: {group.pattern} as above, created by {tests}{more}")
+                continue
+            shown_in_full.add(group.pattern or "")
             lines.extend(render_group(group))
             lines.extend(render_tests(group, known))
         for sig, tests in sorted(self.pending.items()):

@@ -221,6 +221,29 @@ def test_a_file_option_as_two_words_is_a_usage_error(pytester: pytest.Pytester, 
     result.stderr.fnmatch_lines([f"*cyclescope: write {option}=FILE, with '='*"])
 
 
+def test_classes_made_per_test_take_one_line_each_after_the_first(pytester: pytest.Pytester) -> None:
+    # (attrs's suite: 342 such groups of 12 lines each, one per class defined in a test)
+    pytester.makepyfile(test_classes="""
+        def test_one():
+            class First: pass
+
+        def test_two():
+            class Second: pass
+
+        def test_three():
+            class Third: pass
+    """)
+    text = summary(run(pytester, "--cyclescope"))
+    assert text.count("pattern  class-definition") == 1 and text.count("fix      create the class once") == 1
+    one_liners = [line for line in text.splitlines() if line.endswith(("::test_two", "::test_three"))]
+    assert sorted(one_liners) == [
+        "cycle through class test_classes.test_three.<locals>.Third: class-definition as above, "
+        "created by test_classes.py::test_three",
+        "cycle through class test_classes.test_two.<locals>.Second: class-definition as above, "
+        "created by test_classes.py::test_two",
+    ]
+
+
 def test_update_baseline_needs_a_file(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_mod=CYCLE_TESTS)
     result = run(pytester, "--cyclescope=fail", "--cyclescope-update-baseline")
