@@ -6,6 +6,9 @@ explicit, in any thread, then appends what it found unreachable to
 ``gc.garbage``; the callback moves those objects into the store of every active
 capture and takes them out of ``gc.garbage`` again (unless the user had
 ``DEBUG_SAVEALL`` on, in which case ``gc.garbage`` is left as the user expects).
+A capture's own closing collection does that work itself, without the callback,
+when the callback is the only one (its Python calls cost more than a short
+block's collection).
 When a capture ends it collects once more, builds its report (strings and numbers
 only) and frees its store: with the C core, right away and in time proportional
 to the store (``_core.release_garbage`` does gc's delete step on just those

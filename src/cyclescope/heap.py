@@ -104,6 +104,12 @@ class Retainer:
     retained_objects: int
     path: RetentionPath | None  # how the retainer itself is reached
 
+    def __str__(self) -> str:
+        from cyclescope.report.text import format_bytes
+
+        where = str(self.path) if self.path is not None else f"{self.type} (no path from a root)"
+        return f"{format_bytes(self.retained_bytes)} in {self.retained_objects:,} objects: {where}"
+
 
 @dataclass
 class TypeGrowth:

@@ -11,6 +11,7 @@ import pytest
 
 import cyclescope
 from cyclescope.heap import Snapshot
+from cyclescope.report.text import format_bytes
 
 pytestmark = pytest.mark.usefixtures("gc_state_kept")
 
@@ -159,6 +160,7 @@ def test_retained_size_and_top_retainers(module) -> None:
     big = next(r for r in top if r.type == "list" and r.retained_bytes == retained)
     assert big.retained_objects >= 4001
     assert big.path is not None and str(big.path).startswith("module cs_test_module -> .BIG")
+    assert str(big) == f"{format_bytes(retained)} in {big.retained_objects:,} objects: {big.path}"
 
 
 def test_diff_counts_new_objects_by_type_with_sample_paths(module) -> None:
