@@ -177,8 +177,7 @@ class _Collector:
         """Make what exists now "before" for ``capture``'s next segment, and drop the
         garbage it recorded since its last one."""
         with self.lock:
-            if self.callback not in gc.callbacks or not gc.get_debug() & gc.DEBUG_SAVEALL:
-                self._rearm()
+            self._rearm()
             if capture.strategy != "freeze":
                 gc.collect()
             if capture.store:

@@ -928,3 +928,26 @@ def test_growth_is_the_programs_and_never_the_reports(subproc: Cli, tmp_path: Pa
         "the program's garbage, still in the capture's store for the report, is no growth"
     report_work = re.compile(r"cyclescope|importlib\.(metadata|resources|readers)|path_importer_cache")
     assert not [p for e in growth for p in e["sample_paths"] if report_work.search(p)]
+
+
+def test_a_growth_measurement_that_fails_still_reports_the_cycles(inproc: Cli, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from cyclescope.commands import run as run_command
+
+    real_snapshot = run_command._snapshot
+    calls: list[int] = []
+
+    def second_one_fails(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise MemoryError("no room for the after snapshot")
+        return real_snapshot(*args, **kwargs)
+
+    monkeypatch.setattr(run_command, "_snapshot", second_one_fails)
+    script = write(tmp_path, "cyclic.py", CYCLIC)
+    result = inproc("run", "--growth", "--json", str(tmp_path / "r.json"), str(script))
+    assert result.status == 0, result.err
+    report = valid_report((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert report["groups"] and report["growth"] == []
+    assert report["errors"] == ["measuring the heap's growth failed: MemoryError: no room for the after snapshot"]
+    assert "error: measuring the heap's growth failed" in result.err and "Traceback" not in result.err

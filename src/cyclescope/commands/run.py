@@ -152,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
     report = cap.report()
     if growth is not None:
         report.growth = growth.entries
+        if growth.error:
+            report.errors.append(growth.error)
     # At exit, with the program's globals still alive (as at the end of python's run).
     if args.watch:
         after = _snapshot(_main_root(program.target, keep_alive))
@@ -180,12 +182,16 @@ class _Growth:
         self._keep_alive = keep_alive
         self._before = _snapshot()
         self.entries: list[GrowthEntry] = []
+        self.error = ""  # why the growth could not be measured, for the report's errors
 
     def __call__(self, cap: Capture) -> None:
         before, self._before = self._before, None
-        # The capture still holds the program's cyclic garbage, for the report: no growth.
-        after = _snapshot(_main_root(self._target, self._keep_alive), exclude=[cap, cap.store])
-        self.entries = after.diff(before).entries()
+        try:
+            # The capture still holds the program's cyclic garbage, for the report: no growth.
+            after = _snapshot(_main_root(self._target, self._keep_alive), exclude=[cap, cap.store])
+            self.entries = after.diff(before).entries()
+        except Exception as exc:  # noqa: BLE001 - the cycles found must still be reported
+            self.error = f"measuring the heap's growth failed: {type(exc).__name__}: {exc}"
 
 
 def _main_root(target: str, keep_alive: list[object]) -> dict[str, object]:
