@@ -1435,13 +1435,76 @@ typedef struct {
     Py_ssize_t cap;
 } type_info_vec;
 
-/* Only the index is in huge pages: the arrays are written in order, or (accounted)
+/* Finding a referent's node.  Every GC object has two words before it that gc
+   owns (PyGC_Head): the next and previous links of the generation list it is
+   in (next is 0 when untracked).  While the snapshot is taken nothing runs
+   that tracks, untracks, frees or collects an object, so no code reads a
+   previous link: the build saves each GC node's, stores the node number in
+   its place, and puts every saved link back before anything else can run (on
+   every path out, errors included).  Finding a GC referent's node is then a
+   read next to the object, the memory gc's own traversal touches, where a
+   hash table lookup was a cache miss into a table as large as the heap.
+   Objects gc does not manage (str, int, bytes, ...) go through the pointer
+   map.  A stored number is tagged with bit 2, which no link has: list heads
+   and objects are at least 8-byte aligned, and links keep their flags in bits
+   0 and 1 (kept in the tagged word too).  Free-threaded builds keep no such
+   links: there every node goes through the map. */
+#if SIZEOF_VOID_P == 8 && !defined(Py_GIL_DISABLED)
+#define HEAP_NODE_TAGS 1
+#else
+#define HEAP_NODE_TAGS 0
+#endif
+
+typedef struct {
+    uintptr_t next;
+    uintptr_t prev;
+} gc_links;
+
+#define GC_LINKS(obj) ((gc_links *)(obj) - 1)
+#define NODE_TAG ((uintptr_t)4)
+#define NODE_TAG_SHIFT 3
+#define LINK_FLAGS ((uintptr_t)3)
+#define NOT_TAGGED UINTPTR_MAX /* in saved_links: a node gc does not manage */
+
+/* gc's _PyObject_IS_GC: a GC type, and for a type object a heap type. */
+static inline int
+is_gc_object(PyObject *obj)
+{
+    PyTypeObject *tp = Py_TYPE(obj);
+    return PyType_IS_GC(tp) && (tp->tp_is_gc == NULL || tp->tp_is_gc(obj));
+}
+
+/* Per node, what building its edges needs, at random positions. */
+typedef struct {
+    int32_t stamp;     /* the last source (node + 1) with an edge to it: dedup */
+    int32_t accounted; /* references to it explained so far, less its reference
+                          count once traversed (but see type_nodes); saturates */
+} node_state;
+
+typedef struct {
+    node_state *data;
+    Py_ssize_t len;
+    Py_ssize_t cap;
+} node_state_vec;
+
+typedef struct {
+    uintptr_t *data;
+    Py_ssize_t len;
+    Py_ssize_t cap;
+} uptr_vec;
+
+/* A reference count as subtracted from node_state.accounted: a count beyond
+   this is more than any heap's edges can explain (an immortal object's). */
+#define MAX_COUNTED_REFS ((int64_t)1 << 30)
+
+/* Only the index is in huge pages: the arrays are written in order, or (state)
    within the TLB's reach (see _carray.h). */
 typedef struct {
-    ptr_map index;       /* address -> node; stamps deduplicate edges per source */
+    ptr_map index;       /* address -> node, for nodes gc does not manage */
     i64_vec nodes;       /* node -> address */
-    i64_vec accounted;   /* node -> references to it explained so far, less its
-                            reference count once traversed (but see type_nodes) */
+    node_state_vec state;
+    uptr_vec saved_links; /* node -> its previous link (NOT_TAGGED: no GC object) */
+    int tags_out;        /* tagged links wait to be put back */
     i64_vec offsets;     /* n + 1 entries once every node is traversed */
     i64_vec targets;
     i64_vec type_ids;
@@ -1463,13 +1526,35 @@ heap_build_release(heap_build *hb)
     hb->held = 0;
 }
 
+/* Put back every previous link the build replaced with a node number. */
+static void
+heap_untag(heap_build *hb)
+{
+    if (!hb->tags_out) {
+        return;
+    }
+    for (Py_ssize_t i = 0; i < hb->saved_links.len; i++) {
+        if (i + PREFETCH_AHEAD < hb->saved_links.len
+            && hb->saved_links.data[i + PREFETCH_AHEAD] != NOT_TAGGED) {
+            PREFETCH_WRITE(GC_LINKS((PyObject *)(uintptr_t)hb->nodes.data[i + PREFETCH_AHEAD]));
+        }
+        uintptr_t link = hb->saved_links.data[i];
+        if (link != NOT_TAGGED) {
+            GC_LINKS((PyObject *)(uintptr_t)hb->nodes.data[i])->prev = link;
+        }
+    }
+    hb->tags_out = 0;
+}
+
 static void
 heap_build_free(heap_build *hb)
 {
+    heap_untag(hb);
     heap_build_release(hb);
     map_free(&hb->index);
     scratch_free(hb->nodes.data);
-    scratch_free(hb->accounted.data);
+    scratch_free(hb->state.data);
+    scratch_free(hb->saved_links.data);
     scratch_free(hb->offsets.data);
     scratch_free(hb->targets.data);
     scratch_free(hb->type_ids.data);
@@ -1557,31 +1642,99 @@ adopt_i64(core_state *st, i64_vec *vec, Py_ssize_t count)
     return view;
 }
 
-/* The slot of obj's node, made if obj was no node yet; counts one more
-   explained reference to it.  NULL with an exception when the tables cannot
-   grow, or past the 32-bit limit of node ids. */
-static inline map_slot *
-heap_slot_of(heap_build *hb, PyObject *obj)
+/* A new node for obj, whose previous link (if a GC object) is `link`, and
+   which gc tracks or not. */
+static int64_t
+heap_new_node(heap_build *hb, PyObject *obj, uintptr_t link, int tracked)
 {
+    if (hb->nodes.len >= MAP_MAX_VALUE) {
+        PyErr_SetString(PyExc_OverflowError, "heap_snapshot() takes at most 2**31 - 2 nodes");
+        return -1;
+    }
+    if (VEC_RESERVE_SMALL(&hb->nodes, 1) < 0 || VEC_RESERVE_SMALL(&hb->state, 1) < 0
+        || VEC_RESERVE_SMALL(&hb->saved_links, 1) < 0 || VEC_RESERVE_SMALL(&hb->tracked, 1) < 0) {
+        return -1;
+    }
+    int64_t node = hb->nodes.len;
+    hb->nodes.data[hb->nodes.len++] = (int64_t)(uintptr_t)obj;
+    hb->state.data[hb->state.len++] = (node_state){0, 0};
+    hb->saved_links.data[hb->saved_links.len++] = link;
+    hb->tracked.data[hb->tracked.len++] = (unsigned char)tracked;
+    return node;
+}
+
+/* obj's node, made if obj was no node yet; counts one more explained
+   reference to it.  -1 with an exception when the tables cannot grow, or past
+   the 32-bit limit of node ids. */
+static inline int64_t
+heap_node_of(heap_build *hb, PyObject *obj)
+{
+    int64_t node;
+#if HEAP_NODE_TAGS
+    if (is_gc_object(obj)) {
+        gc_links *links = GC_LINKS(obj);
+        uintptr_t link = links->prev;
+        if (link & NODE_TAG) {
+            node = (int64_t)(link >> NODE_TAG_SHIFT);
+        }
+        else {
+            /* (PyObject_GC_IsTracked, without the call: linked in a list) */
+            node = heap_new_node(hb, obj, link, links->next != 0);
+            if (node < 0) {
+                return -1;
+            }
+            hb->tags_out = 1;
+            links->prev = ((uintptr_t)node << NODE_TAG_SHIFT) | NODE_TAG | (link & LINK_FLAGS);
+        }
+        goto count;
+    }
+#endif
     if (hb->index.used >= (hb->index.mask + 1) / 5 * 3 && map_reserve(&hb->index) < 0) {
-        return NULL;
+        return -1;
     }
     size_t used = hb->index.used;
     map_slot *slot = map_insert(&hb->index, obj);
     if (hb->index.used != used) {
-        if (hb->nodes.len >= MAP_MAX_VALUE) {
-            PyErr_SetString(PyExc_OverflowError, "heap_snapshot() takes at most 2**31 - 2 nodes");
-            return NULL;
+        node = heap_new_node(hb, obj, NOT_TAGGED, !HEAP_NODE_TAGS && PyObject_GC_IsTracked(obj));
+        if (node < 0) {
+            return -1;
         }
-        if (VEC_RESERVE_SMALL(&hb->nodes, 1) < 0 || VEC_RESERVE_SMALL(&hb->accounted, 1) < 0) {
-            return NULL;
-        }
-        slot->value = (int32_t)hb->nodes.len;
-        hb->nodes.data[hb->nodes.len++] = (int64_t)(uintptr_t)obj;
-        hb->accounted.data[hb->accounted.len++] = 0;
+        slot->value = (int32_t)node;
     }
-    hb->accounted.data[slot->value]++;
-    return slot;
+    node = slot->value;
+#if HEAP_NODE_TAGS
+count:
+#endif
+    if (hb->state.data[node].accounted < INT32_MAX) {
+        hb->state.data[node].accounted++;
+    }
+    return node;
+}
+
+/* Prefetching for lookups `ahead` positions on, in two steps: first the
+   object (its type tells whether it is a GC object), then half way its links
+   or, for any other object, its map slot. */
+static inline void
+heap_prefetch_lookup(const heap_build *hb, const void *const *refs, Py_ssize_t k, Py_ssize_t nrefs)
+{
+#if HEAP_NODE_TAGS
+    if (k + PREFETCH_AHEAD < nrefs) {
+        PREFETCH_READ(refs[k + PREFETCH_AHEAD]);
+    }
+    if (k + PREFETCH_AHEAD / 2 < nrefs) {
+        PyObject *ref = (PyObject *)refs[k + PREFETCH_AHEAD / 2];
+        if (is_gc_object(ref)) {
+            PREFETCH_WRITE(GC_LINKS(ref));
+        }
+        else {
+            PREFETCH_WRITE(map_home(&hb->index, ref));
+        }
+    }
+#else
+    if (k + PREFETCH_AHEAD < nrefs) {
+        PREFETCH_WRITE(map_home(&hb->index, refs[k + PREFETCH_AHEAD]));
+    }
+#endif
 }
 
 /* resolve_chunk for the snapshot: every referent is a node (new ones appended
@@ -1602,17 +1755,16 @@ heap_resolve_chunk(heap_build *hb, const ref_buffer *rb, const Py_ssize_t *ref_e
     for (Py_ssize_t s = 0; s < count; s++) {
         int32_t stamp = (int32_t)(first + s + 1);
         for (Py_ssize_t end = ref_end[s]; k < end; k++) {
-            if (k + PREFETCH_AHEAD < nrefs) {
-                PREFETCH_WRITE(map_home(&hb->index, refs[k + PREFETCH_AHEAD]));
-            }
-            map_slot *slot = heap_slot_of(hb, (PyObject *)refs[k]);
-            if (slot == NULL) {
+            heap_prefetch_lookup(hb, refs, k, nrefs);
+            int64_t node = heap_node_of(hb, (PyObject *)refs[k]);
+            if (node < 0) {
                 hb->targets.len = ntargets;
                 return -1;
             }
-            if (slot->stamp != stamp) {
-                slot->stamp = stamp;
-                targets[ntargets++] = slot->value;
+            node_state *state = &hb->state.data[node];
+            if (state->stamp != stamp) {
+                state->stamp = stamp;
+                targets[ntargets++] = node;
             }
         }
         hb->offsets.data[first + s + 1] = ntargets;
@@ -1625,7 +1777,7 @@ heap_resolve_chunk(heap_build *hb, const ref_buffer *rb, const Py_ssize_t *ref_e
    edges, type ids, tracked flags, reference counts, and the sizes that can be
    asked now. */
 static int
-heap_close(core_state *st, heap_build *hb, PyObject *types, ptr_map *type_index,
+heap_close(core_state *st, heap_build *hb, PyObject *seed_list, PyObject *types, ptr_map *type_index,
            type_info_vec *type_info, int64_t *total_size)
 {
     ref_buffer rb = {NULL, 0, CHUNK_REFS, 0};
@@ -1646,8 +1798,7 @@ heap_close(core_state *st, heap_build *hb, PyObject *types, ptr_map *type_index,
         Py_ssize_t count = 0;
         if (VEC_RESERVE_SMALL(&hb->offsets, CHUNK_SOURCES) < 0
             || VEC_RESERVE_SMALL(&hb->type_ids, CHUNK_SOURCES) < 0
-            || VEC_RESERVE_SMALL(&hb->sizes, CHUNK_SOURCES) < 0
-            || VEC_RESERVE_SMALL(&hb->tracked, CHUNK_SOURCES) < 0) {
+            || VEC_RESERVE_SMALL(&hb->sizes, CHUNK_SOURCES) < 0) {
             goto done;
         }
         rb.len = 0;
@@ -1657,7 +1808,9 @@ heap_close(core_state *st, heap_build *hb, PyObject *types, ptr_map *type_index,
             }
             PyObject *obj = (PyObject *)(uintptr_t)hb->nodes.data[processed];
             PyTypeObject *tp = Py_TYPE(obj);
-            if (gather_referents(obj, &rb) < 0) {
+            /* The seed list's references are the seeds' (counted as they were
+               entered): when a node, it is a leaf. */
+            if (obj != seed_list && gather_referents(obj, &rb) < 0) {
                 goto done;
             }
             ref_end[count] = rb.len;
@@ -1690,7 +1843,8 @@ heap_close(core_state *st, heap_build *hb, PyObject *types, ptr_map *type_index,
                 hb->type_nodes.data[hb->type_nodes.len++] = processed;
             }
             else {
-                hb->accounted.data[processed] -= (int64_t)Py_REFCNT(obj);
+                int64_t refs = (int64_t)Py_REFCNT(obj);
+                hb->state.data[processed].accounted -= (int32_t)(refs < MAX_COUNTED_REFS ? refs : MAX_COUNTED_REFS);
             }
             int64_t size = last_info.size_kind;
             if (size == SIZE_ASK_NOW && safe_sizeof_with(obj, last_info.sizeof_descr, &size) < 0) {
@@ -1707,7 +1861,6 @@ heap_close(core_state *st, heap_build *hb, PyObject *types, ptr_map *type_index,
             }
             hb->sizes.data[hb->sizes.len++] = size;
             hb->type_ids.data[hb->type_ids.len++] = last_type_id;
-            hb->tracked.data[hb->tracked.len++] = (unsigned char)PyObject_GC_IsTracked(obj);
             processed++;
             count++;
         }
@@ -1754,37 +1907,30 @@ core_heap_snapshot(PyObject *module, PyObject *arg)
        touched costs no memory, while growing an array copies it into fresh
        memory: reserve generously. */
     Py_ssize_t expected = nseeds < PY_SSIZE_T_MAX / 32 ? nseeds * 2 + 1024 : nseeds;
-    if (types == NULL || map_init(&hb.index, (size_t)expected) < 0
+    /* With node tags the map holds what gc does not manage: about half. */
+    Py_ssize_t expected_in_map = HEAP_NODE_TAGS ? expected / 4 : expected;
+    if (types == NULL || map_init(&hb.index, (size_t)expected_in_map) < 0
         || map_init(&type_index, 64) < 0 || VEC_RESERVE_SMALL(&hb.nodes, expected) < 0
-        || VEC_RESERVE_SMALL(&hb.accounted, expected) < 0 || VEC_RESERVE_SMALL(&hb.offsets, expected + 1) < 0
+        || VEC_RESERVE_SMALL(&hb.state, expected) < 0 || VEC_RESERVE_SMALL(&hb.saved_links, expected) < 0
+        || VEC_RESERVE_SMALL(&hb.offsets, expected + 1) < 0
         || VEC_RESERVE_SMALL(&hb.type_ids, expected) < 0 || VEC_RESERVE_SMALL(&hb.sizes, expected) < 0
         || VEC_RESERVE_SMALL(&hb.tracked, expected) < 0 || VEC_RESERVE_SMALL(&hb.targets, expected * 4) < 0) {
         goto done;
     }
     for (Py_ssize_t i = 0; i < nseeds; i++) {
-        if (i + PREFETCH_AHEAD < nseeds) {
-            PREFETCH_WRITE(map_home(&hb.index, items[i + PREFETCH_AHEAD]));
-        }
-        /* Each listed reference is the seed list's, explained (but see below). */
-        if (heap_slot_of(&hb, items[i]) == NULL) {
+        heap_prefetch_lookup(&hb, (const void *const *)items, i, nseeds);
+        /* Each listed reference is the seed list's, explained. */
+        if (heap_node_of(&hb, items[i]) < 0) {
             goto done;
         }
     }
     hb.offsets.data[hb.offsets.len++] = 0;
-    if (heap_close(st, &hb, types, &type_index, &type_info, &total_size) < 0) {
+    int closed = heap_close(st, &hb, arg, types, &type_index, &type_info, &total_size);
+    heap_untag(&hb);
+    if (closed < 0) {
         goto done;
     }
     Py_ssize_t n = hb.nodes.len;
-
-    /* A seed list that is a node had its references explained twice. */
-    if (map_find(&hb.index, arg) != NULL) {
-        for (Py_ssize_t i = 0; i < nseeds; i++) {
-            if (i + PREFETCH_AHEAD < nseeds) {
-                PREFETCH_READ(map_home(&hb.index, items[i + PREFETCH_AHEAD]));
-            }
-            hb.accounted.data[map_find(&hb.index, items[i])->value]--;
-        }
-    }
 
     /* External: more references than the explained ones (and for a type, the
        types list's).  Making a bytearray runs nothing: it is no GC object. */
@@ -1794,7 +1940,7 @@ core_heap_snapshot(PyObject *module, PyObject *arg)
     }
     unsigned char *external = (unsigned char *)PyByteArray_AS_STRING(b_external);
     for (Py_ssize_t i = 0; i < n; i++) {
-        external[i] = hb.accounted.data[i] < 0;
+        external[i] = hb.state.data[i].accounted < 0;
     }
     for (Py_ssize_t k = 0; k < hb.type_nodes.len; k++) {
         int64_t i = hb.type_nodes.data[k];
@@ -1803,11 +1949,13 @@ core_heap_snapshot(PyObject *module, PyObject *arg)
         if (map_find(&type_index, obj) != NULL) {
             refs--;
         }
-        external[i] = refs > hb.accounted.data[i];
+        external[i] = refs > hb.state.data[i].accounted;
     }
     map_free(&hb.index);
-    scratch_free(hb.accounted.data);
-    hb.accounted.data = NULL;
+    scratch_free(hb.state.data);
+    hb.state.data = NULL;
+    scratch_free(hb.saved_links.data);
+    hb.saved_links.data = NULL;
 
     if (gc_was_enabled) {
         PyGC_Enable();
@@ -1849,6 +1997,7 @@ core_heap_snapshot(PyObject *module, PyObject *arg)
     Py_XDECREF(total);
 
 done:
+    heap_untag(&hb); /* first: nothing may run with links tagged */
     if (gc_was_enabled) {
         PyGC_Enable();
     }

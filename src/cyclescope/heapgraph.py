@@ -6,8 +6,9 @@ graph closes it under references: every referent of a node (what its
 by gc or not. So objects that ``gc.get_objects()`` does not list, such as those
 frozen by ``gc.freeze()`` and untracked ones (strings, ints, tuples and dicts of
 atoms), are part of the graph when something in it refers to them. Objects whose
-type has no ``tp_traverse`` are leaves, and so is the ``_asyncio`` module (see
-``graph._is_asyncio_module``).
+type has no ``tp_traverse`` are leaves, and so are the ``_asyncio`` module (see
+``graph._is_asyncio_module``) and the seed list itself when something reaches it
+(its references are the seeds', counted as such).
 
 Nodes are numbered in discovery order: the distinct seeds in list order, then the
 new referents of node 0, 1, 2, ... in the order each one's ``tp_traverse`` visits
@@ -40,8 +41,7 @@ class HeapGraph:
 
     ``external[i]`` is 1 when the object had more references than the nodes hold
     (counted with multiplicity, one per ``tp_traverse`` visit) and the seed list
-    holds (unless the seed list is a node itself: then its references are edges):
-    something outside the graph held it too, such as C code, an object without
+    holds: something outside the graph held it too, such as C code, an object without
     ``tp_traverse``, or a running frame (from 3.11 on a running frame's locals are
     no referents of its frame object; on 3.10 they are). Immortal objects (3.12+)
     always come out external.
@@ -95,17 +95,14 @@ def _closure_py(seeds: Sequence[object]) -> tuple[list, array, array, array, arr
         obj = nodes[source]
         source += 1
         seen: set[int] = set()
-        for ref in () if _is_asyncio_module(obj) else get_referents(obj):
+        # The seed list's references are the seeds' (counted above): as a node, a leaf.
+        for ref in () if obj is seeds or _is_asyncio_module(obj) else get_referents(obj):
             j = node_of(ref)
             if j not in seen:
                 seen.add(j)
                 targets.append(j)
         offsets.append(len(targets))
         type_ids.append(type_table.of(type(obj)))
-    if id(seeds) in index:
-        # The seed list is a node: its references were counted as edges too.
-        for obj in seeds:
-            accounted[index[id(obj)]] -= 1
     return nodes, offsets, targets, accounted, type_ids, type_table.types
 
 
