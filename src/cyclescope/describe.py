@@ -15,7 +15,7 @@ import re
 import sys
 import types
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 from cyclescope.sourcelines import getline
 
@@ -181,14 +181,27 @@ def _display_bases() -> list[str]:
 
 _IDENTIFIER_LIKE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}\Z")
 _VARYING = re.compile(r"\d{3,}|0x[0-9a-fA-F]+|[0-9a-fA-F]{8,}")
+
+
+def _template(*parts: int | str) -> Callable[[re.Match[str]], str]:
+    """A replacement made of group numbers and text, as ``r"\\1<redacted>"`` would be,
+    but a function: a template string would fill ``re``'s own cache of parsed templates,
+    which a heap snapshot then shows as the program's growth."""
+
+    def replace(match: re.Match[str]) -> str:
+        return "".join(match.group(part) if isinstance(part, int) else part for part in parts)
+
+    return replace
+
+
 _SECRET_SHAPES = [
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 <redacted>"),
-    (re.compile(r"(?i)([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@"), r"\1<redacted>@"),
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), _template(1, " <redacted>")),
+    (re.compile(r"(?i)([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@"), _template(1, "<redacted>@")),
     (re.compile(r"(?i)([?&](?:access_token|token|key|api_key|apikey|password|secret|sig|signature)=)[^&\s]+"),
-     r"\1<redacted>"),
+     _template(1, "<redacted>")),
     # A string literal given to a secret-named name: PASSWORD = "...", token="...", {"api_key": "..."}.
     (re.compile(r"""(?i)(\b[\w-]*(?:password|passwd|secret|token|api[_-]?key)[\w-]*['"]?\s*(?:[:=!]=|[:=])\s*"""
-                r"""[rbu]{0,2}(['"]))(?:\\.|(?!\2)[^\\])+\2"""), r"\1<redacted>\2"),
+                r"""[rbu]{0,2}(['"]))(?:\\.|(?!\2)[^\\])+\2"""), _template(1, "<redacted>", 2)),
 ]
 _LONG_TOKEN = re.compile(r"\b[A-Za-z0-9_\-]{32,}\b")
 _NAME = re.compile(r"[A-Za-z_]+\Z")  # no digits: a long name with digits may be a token

@@ -523,17 +523,20 @@ class Snapshot:
     def diff(self, older: "Snapshot", *, top: int = 10, samples: int = 3) -> SnapshotDiff:
         """Objects this snapshot holds that ``older`` did not, by type, largest first;
         for the ``top`` types, and as many classes beyond them from neither builtins nor the
-        standard library, a few retention paths of their new objects (those still alive)."""
+        standard library, a few retention paths of their new objects (those still alive).
+        Objects gc does not track that only C code holds (a type's name, say) are left out:
+        ``older`` could not have seen them."""
         graph, old = self._graph, older._graph
         before = heapalgo.positions(old.addresses, graph.addresses)  # each node's index in older, or -1
-        _parent, dist = self._search()
+        dist = self._search()[1]
         # Type names are what persists between snapshots: both are grouped by one numbering.
         group_ids: dict[str, int] = {}
         names, group_of = _name_groups(self.type_names, group_ids)
         names, old_group_of = _name_groups(older.type_names, group_ids)
         # New: not in older, or its address reused by an object of another type; garbage,
         # and what only the analysis itself holds, are not reached (dist < 0).
-        new = heapalgo.new_nodes(before, graph.type_ids, group_of, old.type_ids, old_group_of, dist)
+        new = heapalgo.new_nodes(before, graph.type_ids, group_of, old.type_ids, old_group_of,
+                                 self._seen_by_both(dist))
         # A few candidates per type, for samples that start at a named root where any do.
         pool = samples * _SAMPLE_POOL
         counts, nbytes, firsts = heapalgo.group_totals(graph.type_ids, group_of, len(names), graph.sizes,
@@ -556,6 +559,22 @@ class Snapshot:
         for item, nodes in zip(sampled, chosen):
             item.sample_paths = [p for p in (next(paths) for _ in nodes) if p is not None]
         return SnapshotDiff(growth, sum(g.count for g in growth), sum(g.bytes for g in growth))
+
+
+    def _seen_by_both(self, dist: array) -> array:
+        """``dist`` less what gc does not track and only C holds (a type's name, a code
+        object's constants): an older snapshot saw such an object only if something it
+        traversed referred to it, so being new says nothing of it (a live snapshot's type
+        names make hundreds of them nodes). What the named roots and the tracked objects
+        held from outside reach stays: a tracked object is never reached only through an
+        untracked one."""
+        graph = self._graph
+        tracked_external = array("q", (node for node in self._external if graph.tracked[node]))
+        if len(tracked_external) == len(self._external):
+            return dist
+        named = array("q", (root.node for root in self._roots))
+        return heapalgo.bfs(graph.n, graph.offsets, graph.targets, named, self._blocked,
+                            fallback=tracked_external)[1]
 
 
 def _sampled_types(growth: list[TypeGrowth], top: int) -> list[TypeGrowth]:

@@ -144,11 +144,18 @@ def run(args: argparse.Namespace) -> int:
         _check_writable(args.json)
     keep_alive: list[object] = []
     growth = _Growth(program.target, keep_alive) if args.growth else None
-    with capture(
-        types=args.types, include_noise=args.include_noise, freeze=args.freeze, progress=_progress,
-        on_flushed=growth,
-    ) as cap:
+    cap = capture(types=args.types, include_noise=args.include_noise, freeze=args.freeze, progress=_progress,
+                  on_flushed=growth.measure if growth is not None else None)
+    # Entered and left by hand: a with statement keeps the bound __exit__ on this frame's
+    # stack, where the growth snapshot, taken inside the exit, would see it as a new object
+    # held from outside the heap.
+    cap.__enter__()
+    try:
         status = run_as_main(program, keep_alive)
+    finally:
+        exc_type, exc, tb = sys.exc_info()
+        cap.__exit__(exc_type, exc, tb)  # (a *args call would make the bound method)
+        del exc, tb
     report = cap.report()
     if growth is not None:
         report.growth = growth.entries
@@ -184,7 +191,9 @@ class _Growth:
         self.entries: list[GrowthEntry] = []
         self.error = ""  # why the growth could not be measured, for the report's errors
 
-    def __call__(self, cap: Capture) -> None:
+    def measure(self, cap: Capture) -> None:
+        """The capture's on_flushed: take the "after" snapshot and the difference. (A bound
+        method, called without an argument tuple the snapshot would count.)"""
         before, self._before = self._before, None
         try:
             # The capture still holds the program's cyclic garbage, for the report: no growth.
