@@ -468,7 +468,7 @@ class _Plugin:
 
     def summary_lines(self) -> list[str]:
         """The terminal summary: groups across tests, with the tests that created each."""
-        from cyclescope.report.text import MAX_TESTS_SHOWN, render_group, render_tests
+        from cyclescope.report.text import MAX_TESTS_SHOWN, break_text, render_group, render_tests
 
         groups = self.run_report().groups
         tests = {t for g in groups for t in g.tests}
@@ -479,22 +479,25 @@ class _Plugin:
             lines.append(f"cyclescope: {len(groups)} cycle group{'s' if len(groups) != 1 else ''} "
                          f"created by {len(tests)} test{'s' if len(tests) != 1 else ''} "
                          f"(of {len(self.ran)} watched)")
-        shown_in_full: set[str] = set()
+        shown_in_full: set[tuple[str, ...]] = set()
         one_line = False
         for group in groups:
             known = " (in the baseline)" if group.signature in self.baseline else ""
-            was_one_line, one_line = one_line, (group.pattern in _ONE_LINE_AFTER_THE_FIRST
-                                                and group.pattern in shown_in_full)
+            key = _same_advice(group)
+            was_one_line, one_line = one_line, key is not None and key in shown_in_full
             if not (one_line and was_one_line):
                 lines.append("")
             if one_line:
-                # a class made per test: the same cycle and advice as above, only its name differs
+                # the same pattern through the same type as above: only a name or the line differs
                 head = render_group(group)[0]
+                edge = break_text(group) if group.pattern not in _ONE_LINE_AFTER_THE_FIRST else ""
                 tests = ", ".join(group.tests[:MAX_TESTS_SHOWN])
                 more = f" and {len(group.tests) - MAX_TESTS_SHOWN} more" if len(group.tests) > MAX_TESTS_SHOWN else ""
-                lines.append(f"{head}{known}: {group.pattern} as above, created by {tests}{more}")
+                lines.append(f"{head}{known}: {group.pattern} as above{', break ' + edge if edge else ''}, "
+                             f"created by {tests}{more}")
                 continue
-            shown_in_full.add(group.pattern or "")
+            if key is not None:
+                shown_in_full.add(key)
             lines.extend(render_group(group))
             lines.extend(render_tests(group, known))
         for sig, tests in sorted(self.pending.items()):
@@ -571,6 +574,17 @@ def _passes_through(group: Group, ignore: list[object]) -> bool:
         return False
     names = set().union(*(step_type_names(step.type, step.module) for step in group.cycle))
     return TypeMatcher(ignore).matches_names(names)
+
+
+def _same_advice(group: Group) -> tuple[str, ...] | None:
+    """What makes a group's full text repeat an earlier one's, for the summary: a class
+    made per test (only its name differs), or the same pattern through the same type with
+    an edge to break (pytest.raises in many tests: only the local and the line differ)."""
+    if group.pattern in _ONE_LINE_AFTER_THE_FIRST:
+        return (group.pattern,)
+    if group.pattern and group.break_step is not None:
+        return group.pattern, group.subject
+    return None
 
 
 def _groups_text(groups: list[Group]) -> str:

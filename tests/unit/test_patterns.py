@@ -350,6 +350,29 @@ def test_traceback_kept_in_an_exc_info_triple() -> None:
     assert "keeps a traceback" in (group.explanation or "")
 
 
+def raises_kept_in_a_local() -> str:
+    with pytest.raises(ValueError) as excinfo:
+        raise ValueError("bad input")
+    return str(excinfo.value)
+
+
+def test_a_librarys_traceback_kept_in_your_local_is_broken_at_the_local() -> None:
+    # pytest's ExceptionInfo keeps the traceback, whose frame's local keeps the
+    # ExceptionInfo: only the local is the user's to change.
+    from cyclescope.report.text import render_text
+
+    report = cyclescope.cycles_created_by(raises_kept_in_a_local)
+    (group,) = [g for g in report.groups if g.subject.endswith("ExceptionInfo")]
+    assert group.pattern == "stored-exception"
+    assert break_edge(group) == ("frame", "local 'excinfo'")
+    assert (group.fix or "").startswith("`del excinfo` (or set it to None) in raises_kept_in_a_local() ")
+    assert "ExceptionInfo belongs to pytest, the local to your code" in (group.fix or "")
+    text = render_text(report)
+    block = " ".join(text[text.index("  break "):text.index("  fix ")].split())
+    assert block.startswith("break local 'excinfo' in raises_kept_in_a_local() at ")
+    assert "test_patterns.py:" in block
+
+
 class Page:
     def __init__(self) -> None:
         self.history = (self,)

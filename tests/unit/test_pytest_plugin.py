@@ -221,6 +221,32 @@ def test_a_file_option_as_two_words_is_a_usage_error(pytester: pytest.Pytester, 
     result.stderr.fnmatch_lines([f"*cyclescope: write {option}=FILE, with '='*"])
 
 
+def test_pytest_raises_in_many_tests_is_one_line_each_after_the_first(pytester: pytest.Pytester) -> None:
+    # pytest.raises(...) as excinfo: pytest's ExceptionInfo keeps the traceback, the test's
+    # local keeps the ExceptionInfo. The local is what the user can change, and only it
+    # and its line differ from one test to the next.
+    pytester.makepyfile(test_raising="""
+        import pytest
+
+        def test_one():
+            with pytest.raises(ValueError) as excinfo:
+                int("x")
+            assert excinfo.type is ValueError
+
+        def test_two():
+            with pytest.raises(KeyError) as info:
+                {}["k"]
+            assert info.type is KeyError
+    """)
+    text = summary(run(pytester, "--cyclescope"))
+    assert text.count("pattern  stored-exception") == 1
+    assert "break    local 'excinfo' in test_one() at test_raising.py:5" in text
+    assert "fix      `del excinfo` (or set it to None) in test_one()" in text
+    one_liners = [line for line in text.splitlines() if line.endswith("::test_two")]
+    assert one_liners == ["cycle through _pytest._code.code.ExceptionInfo: stored-exception as above, "
+                          "break local 'info' in test_two() at test_raising.py:10, created by test_raising.py::test_two"]
+
+
 def test_classes_made_per_test_take_one_line_each_after_the_first(pytester: pytest.Pytester) -> None:
     # (attrs's suite: 342 such groups of 12 lines each, one per class defined in a test)
     pytester.makepyfile(test_classes="""

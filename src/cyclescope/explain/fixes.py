@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import re
 import types
-from typing import Sequence
+from typing import Any, Sequence
 
 from cyclescope._safe import type_namespace
 from cyclescope.describe import short_path, source_line
 from cyclescope.explain.known import match_known_issue
 from cyclescope.explain.owners import distribution_version, owner_of_module
-from cyclescope.explain.patterns import Classification, attribute_name, classify
+from cyclescope.explain.patterns import Classification, attribute_name, classify, frame_local
 from cyclescope.explain.sources import attribute_assignments
 from cyclescope.report.model import FixLocation, Group, Owner, Step
 
@@ -110,7 +110,39 @@ def _classified(group: Group, found: Classification | Group) -> None:
         found.pattern, found.explanation, found.fix, found.break_step)
 
 
+def _yours_to_break(group: Group, found: Classification, step_objects: Sequence[object]) -> Classification:
+    """A traceback or exception kept by an object of a library (pytest's ExceptionInfo,
+    for ``with pytest.raises(...) as excinfo``) and held in a local of the user's own
+    function: that local is the edge the user can change, so it is the one to break."""
+    if found.pattern != "stored-exception" or found.break_step is None:
+        return found
+    holder = group.cycle[found.break_step]
+    holder_owner = owner_of_module(holder.module or "builtins")
+    local = frame_local(group.cycle)
+    if holder_owner.kind not in ("distribution", "stdlib", "builtin") or local is None:
+        return found
+    step, name = local
+    frame = step_objects[step]
+    if not isinstance(frame, types.FrameType) or _frame_owner(frame).kind != "local":
+        return found
+    function = group.cycle[step].function or "its function"
+    return Classification(
+        found.pattern, found.explanation,
+        f"`del {name}` (or set it to None) in {function}() once the exception has been examined: "
+        f"{holder.type.rsplit('.', 1)[-1]} belongs to {holder_owner.name}, the local to your code",
+        step,
+    )
+
+
+def _frame_owner(frame: types.FrameType) -> Any:
+    """Who ships the code a frame runs, by the name of its module."""
+    globals_ = frame.f_globals
+    name = dict.get(globals_, "__name__") if type(globals_) is dict else None
+    return owner_of_module(name if type(name) is str else "")
+
+
 def _fill(group: Group, found: Classification, step_objects: Sequence[object]) -> None:
+    found = _yours_to_break(group, found, step_objects)
     _classified(group, found)
     locations: list[FixLocation] = []
     if found.break_step is not None:

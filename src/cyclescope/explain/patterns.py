@@ -46,7 +46,7 @@ from typing import Callable, Sequence
 
 from cyclescope.report.model import Step
 
-__all__ = ["Classification", "classify", "attribute_name", "PATTERNS"]
+__all__ = ["Classification", "classify", "attribute_name", "frame_local", "PATTERNS"]
 
 CONTAINERS = frozenset({
     "dict", "list", "tuple", "set", "frozenset", "collections.deque", "collections.OrderedDict",
@@ -118,7 +118,8 @@ def _edge_text(cycle: Sequence[Step], i: int) -> str:
     return f"{_short(step.type)}.{name}" if name else f"{_short(step.type)}{step.edge}"
 
 
-def _frame_local(cycle: Sequence[Step]) -> tuple[int, str] | None:
+def frame_local(cycle: Sequence[Step]) -> tuple[int, str] | None:
+    """``(step, name)`` of the first frame (or generator) step whose edge is a local."""
     for i, step in enumerate(cycle):
         if (step.type == "frame" or step.type in _GENERATORS) and step.edge.startswith("local '"):
             return i, step.edge[len("local '"):].split("'", 1)[0]
@@ -127,7 +128,7 @@ def _frame_local(cycle: Sequence[Step]) -> tuple[int, str] | None:
 
 def _frame_and_way_back(cycle: Sequence[Step]) -> tuple[str, str]:
     """("the frame of f()", ", whose local 'x' leads back to it") for an exception cycle."""
-    local = _frame_local(cycle)
+    local = frame_local(cycle)
     frames = [s for s in cycle if s.type == "frame" and s.function]
     frame_text = f"the frame of {frames[0].function}()" if frames else "a frame"
     return frame_text, (f", whose local '{local[1]}' leads back to it" if local else ", which leads back to it")
@@ -211,7 +212,7 @@ def _exception_in_local(cycle: Sequence[Step]) -> Classification | None:
         return None
     if any(_is_instance(s) for s in cycle):
         return None
-    found = _frame_local(cycle)
+    found = frame_local(cycle)
     if found is None:
         return None
     i, name = found
@@ -301,7 +302,7 @@ def _generator_frame(cycle: Sequence[Step]) -> Classification | None:
     for i, step in enumerate(cycle):
         # 3.11+ labels the generator's own local; 3.10 goes through its frame object.
         if step.type in _GENERATORS and (step.edge.startswith("local '") or step.edge in _GENERATOR_FRAMES):
-            local = _frame_local(cycle)
+            local = frame_local(cycle)
             holder = _holder_before(cycle, i - 1)
             what = f"{step.type} {step.function}()" if step.function else step.type
             close = "await it or call `.close()`" if step.type == "coroutine" else (

@@ -7,7 +7,7 @@ import textwrap
 from cyclescope.describe import short_path
 from cyclescope.report.model import Group, Report, Step
 
-__all__ = ["render_text", "render_group", "render_tests", "format_bytes"]
+__all__ = ["render_text", "render_group", "render_tests", "break_text", "format_bytes"]
 
 #: Tests named under a group that several created; the rest are counted.
 MAX_TESTS_SHOWN = 5
@@ -144,22 +144,33 @@ def _location_text(location: str) -> str:
     return f"{short_path(path)}:{line}"
 
 
+def break_text(group: Group) -> str:
+    """The edge to break, as the report's ``break`` line shows it; "" when none is advised."""
+    if group.break_step is None or not 0 <= group.break_step < len(group.cycle):
+        return ""
+    step = group.cycle[group.break_step]
+    if step.type == "frame" and step.edge_kind == "local" and step.function:
+        where = f" at {_location_text(step.location)}" if step.location else ""
+        return f"{step.edge} in {step.function}(){where}"
+    owner = next((o for o in group.owners if o.type == step.type), None)
+    whose = ""
+    if owner is not None and owner.kind == "distribution":
+        whose = f" (belongs to {owner.name} {owner.version}" + (f", {owner.path})" if owner.path else ")")
+    elif owner is not None and owner.kind == "local":
+        whose = f" (your code{', ' + owner.path if owner.path else ''})"
+    elif owner is not None and owner.kind == "stdlib":
+        whose = " (standard library)"
+    return f"{_bare(step.type, step.module)} {step.edge}{whose}"
+
+
 def _advice_lines(group: Group, style: _Style) -> list[str]:
     """Pattern, edge to break, fix, lines to change and known issue, when the group has them."""
     if group.pattern is None:
         return []
     lines = _advice_block("pattern", f"{group.pattern}: {group.explanation}", style)
-    if group.break_step is not None and 0 <= group.break_step < len(group.cycle):
-        step = group.cycle[group.break_step]
-        owner = next((o for o in group.owners if o.type == step.type), None)
-        whose = ""
-        if owner is not None and owner.kind == "distribution":
-            whose = f" (belongs to {owner.name} {owner.version}" + (f", {owner.path})" if owner.path else ")")
-        elif owner is not None and owner.kind == "local":
-            whose = f" (your code{', ' + owner.path if owner.path else ''})"
-        elif owner is not None and owner.kind == "stdlib":
-            whose = " (standard library)"
-        lines += _advice_block("break", f"{_bare(step.type, step.module)} {step.edge}{whose}", style)
+    edge = break_text(group)
+    if edge:
+        lines += _advice_block("break", edge, style)
     if group.fix:
         lines += _advice_block("fix", group.fix, style)
     for i, place in enumerate(group.fix_locations):
