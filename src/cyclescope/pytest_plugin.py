@@ -578,13 +578,17 @@ def _passes_through(group: Group, ignore: list[object]) -> bool:
 
 def _same_advice(group: Group) -> tuple[str, ...] | None:
     """What makes a group's full text repeat an earlier one's, for the summary: a class
-    made per test (only its name differs), or the same pattern through the same type with
-    an edge to break (pytest.raises in many tests: only the local and the line differ)."""
+    made per test (only its name differs), or the same pattern through the same type,
+    broken at the same edge (a local, whatever its name: pytest.raises in many tests) and
+    matching the same known issue, if any."""
     if group.pattern in _ONE_LINE_AFTER_THE_FIRST:
         return (group.pattern,)
-    if group.pattern and group.break_step is not None:
-        return group.pattern, group.subject
-    return None
+    if not group.pattern or group.break_step is None:
+        return None
+    step = group.cycle[group.break_step]
+    edge = "a local" if step.edge_kind == "local" else step.edge
+    known = group.known_issue.id if group.known_issue is not None else ""
+    return group.pattern, group.subject, step.type, edge, known
 
 
 def _groups_text(groups: list[Group]) -> str:
