@@ -282,11 +282,14 @@ class Snapshot:
         from an object held from outside the heap. (Module dicts are held from outside
         too, by running frames: a path through them must still start at the module.)"""
         if self._bfs is None:
-            graph = self._graph
-            named = array("q", (root.node for root in self._roots))
-            self._bfs = heapalgo.bfs(graph.n, graph.offsets, graph.targets, named, self._blocked,
-                                     fallback=self._external)
+            self._bfs = self._search_from(self._external)
         return self._bfs
+
+    def _search_from(self, fallback: array) -> tuple[array, array]:
+        """The search from the named roots, then from ``fallback`` for the rest."""
+        graph = self._graph
+        named = array("q", (root.node for root in self._roots))
+        return heapalgo.bfs(graph.n, graph.offsets, graph.targets, named, self._blocked, fallback=fallback)
 
     def retention_paths(self, obj: object, n: int = 1) -> list[RetentionPath]:
         """Up to ``n`` distinct shortest labelled paths from a root to ``obj``.
@@ -560,7 +563,6 @@ class Snapshot:
             item.sample_paths = [p for p in (next(paths) for _ in nodes) if p is not None]
         return SnapshotDiff(growth, sum(g.count for g in growth), sum(g.bytes for g in growth))
 
-
     def _seen_by_both(self, dist: array) -> array:
         """``dist`` less what gc does not track and only C holds (a type's name, a code
         object's constants): an older snapshot saw such an object only if something it
@@ -572,9 +574,7 @@ class Snapshot:
         tracked_external = array("q", (node for node in self._external if graph.tracked[node]))
         if len(tracked_external) == len(self._external):
             return dist
-        named = array("q", (root.node for root in self._roots))
-        return heapalgo.bfs(graph.n, graph.offsets, graph.targets, named, self._blocked,
-                            fallback=tracked_external)[1]
+        return self._search_from(tracked_external)[1]
 
 
 def _sampled_types(growth: list[TypeGrowth], top: int) -> list[TypeGrowth]:

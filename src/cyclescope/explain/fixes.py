@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 import types
-from typing import Any, Sequence
+from typing import Sequence
 
 from cyclescope._safe import type_namespace
 from cyclescope.describe import short_path, source_line
 from cyclescope.explain.known import match_known_issue
+from cyclescope.explain.owners import Owner as ModuleOwner
 from cyclescope.explain.owners import distribution_version, owner_of_module
 from cyclescope.explain.patterns import Classification, attribute_name, classify, frame_local
 from cyclescope.explain.sources import attribute_assignments
@@ -134,7 +135,7 @@ def _yours_to_break(group: Group, found: Classification, step_objects: Sequence[
     )
 
 
-def _frame_owner(frame: types.FrameType) -> Any:
+def _frame_owner(frame: types.FrameType) -> ModuleOwner:
     """Who ships the code a frame runs, by the name of its module."""
     globals_ = frame.f_globals
     name = dict.get(globals_, "__name__") if type(globals_) is dict else None
