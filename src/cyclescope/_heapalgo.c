@@ -952,6 +952,21 @@ pos_hash(int64_t key)
 #define POS_FILTER_WORD(filter, h, fshift) ((filter)[((h) >> (fshift)) >> 6])
 #define POS_FILTER_BIT(h, fshift) (UINT64_C(1) << (((h) >> (fshift)) & 63))
 
+/* How many keys ahead each pass prefetches its table slot (and filter word):
+   for a diff of two snapshots both sides are the whole heap, and every lookup
+   is a cache miss into a table far larger than the caches. */
+#define POS_AHEAD 16
+
+static inline void
+pos_prefetch(const pos_slot *table, int shift, const uint64_t *filter, int fshift, int64_t key)
+{
+    uint64_t h = pos_hash(key);
+    __builtin_prefetch(&table[h >> shift]);
+    if (filter != NULL) {
+        __builtin_prefetch(&POS_FILTER_WORD(filter, h, fshift));
+    }
+}
+
 /* The slot holding key (hash h), or the empty slot where it belongs. */
 static inline pos_slot *
 pos_find(pos_slot *table, size_t mask, int shift, uint64_t h, int64_t key)
@@ -963,16 +978,11 @@ pos_find(pos_slot *table, size_t mask, int shift, uint64_t h, int64_t key)
     return &table[i];
 }
 
+/* positions over addresses[0:naddresses], the queries a buffer argument. */
 static PyObject *
-heap_positions(PyObject *module, PyObject *args)
+positions_of(heap_state *st, const int64_t *addresses, Py_ssize_t naddresses, PyObject *o_queries)
 {
-    heap_state *st = get_state(module);
-    PyObject *o_addresses, *o_queries;
-    if (!PyArg_ParseTuple(args, "OO:positions", &o_addresses, &o_queries)) {
-        return NULL;
-    }
-    i64_arg addresses_in, queries_in;
-    memset(&addresses_in, 0, sizeof(addresses_in));
+    i64_arg queries_in;
     memset(&queries_in, 0, sizeof(queries_in));
     q_output out_pos;
     memset(&out_pos, 0, sizeof(out_pos));
@@ -980,12 +990,11 @@ heap_positions(PyObject *module, PyObject *args)
     uint64_t *filter = NULL;
     PyObject *result = NULL;
 
-    if (get_i64_arg(o_addresses, "addresses", &addresses_in) < 0
-        || get_i64_arg(o_queries, "queries", &queries_in) < 0) {
+    if (get_i64_arg(o_queries, "queries", &queries_in) < 0) {
         goto done;
     }
-    const int64_t *addresses = addresses_in.data, *queries = queries_in.data;
-    Py_ssize_t naddresses = addresses_in.len, nqueries = queries_in.len;
+    const int64_t *queries = queries_in.data;
+    Py_ssize_t nqueries = queries_in.len;
     /* A power of two at least twice the queries (at most half full), 16 at
        least; nqueries is at most PY_SSIZE_T_MAX / 8 (8-byte items), so this
        cannot overflow. */
@@ -1002,33 +1011,47 @@ heap_positions(PyObject *module, PyObject *args)
        only keeps the shifts defined: a table that big fails to allocate.) */
     int fbits = bits + 5 < 58 ? bits + 5 : 58;
     int fshift = 64 - fbits;
+    /* Where most addresses are queries (the two sides of a diff) the filter
+       would stop nothing: it is left out, and its memory never touched. */
+    int use_filter = nqueries <= naddresses / 8;
     if (q_output_new(st->zero_item, nqueries, 0, &out_pos) < 0
         || (table = SCRATCH_N(pos_slot, (Py_ssize_t)size)) == NULL
-        || (filter = (uint64_t *)scratch_array((Py_ssize_t)1 << (fbits - 6), sizeof(uint64_t)))
-               == NULL) {
+        || (use_filter
+            && (filter = (uint64_t *)scratch_array((Py_ssize_t)1 << (fbits - 6), sizeof(uint64_t)))
+                   == NULL)) {
         goto done;
     }
     for (size_t i = 0; i < size; i++) {
         table[i].first = POS_EMPTY;
     }
-    memset(filter, 0, ((size_t)1 << (fbits - 6)) * sizeof(uint64_t));
+    if (use_filter) {
+        memset(filter, 0, ((size_t)1 << (fbits - 6)) * sizeof(uint64_t));
+    }
     Py_ssize_t missing = 0; /* distinct queries not found yet */
     for (Py_ssize_t k = 0; k < nqueries; k++) {
+        if (k + POS_AHEAD < nqueries) {
+            pos_prefetch(table, shift, filter, fshift, queries[k + POS_AHEAD]);
+        }
         uint64_t h = pos_hash(queries[k]);
         pos_slot *slot = pos_find(table, mask, shift, h, queries[k]);
         if (slot->first == POS_EMPTY) {
             slot->key = queries[k];
             slot->first = POS_MISSING;
             missing++;
-            POS_FILTER_WORD(filter, h, fshift) |= POS_FILTER_BIT(h, fshift);
+            if (use_filter) {
+                POS_FILTER_WORD(filter, h, fshift) |= POS_FILTER_BIT(h, fshift);
+            }
         }
     }
     /* The one pass: sequential reads of addresses, a filter and a table that
        stay in cache for the few queries this is meant for (5,000 take 64 KiB
        of filter, 256 KiB of table); it stops once every query is found. */
     for (Py_ssize_t i = 0; i < naddresses && missing > 0; i++) {
+        if (i + POS_AHEAD < naddresses) {
+            pos_prefetch(table, shift, filter, fshift, addresses[i + POS_AHEAD]);
+        }
         uint64_t h = pos_hash(addresses[i]);
-        if (!(POS_FILTER_WORD(filter, h, fshift) & POS_FILTER_BIT(h, fshift))) {
+        if (use_filter && !(POS_FILTER_WORD(filter, h, fshift) & POS_FILTER_BIT(h, fshift))) {
             continue;
         }
         pos_slot *slot = pos_find(table, mask, shift, h, addresses[i]);
@@ -1038,16 +1061,61 @@ heap_positions(PyObject *module, PyObject *args)
         }
     }
     for (Py_ssize_t k = 0; k < nqueries; k++) {
+        if (k + POS_AHEAD < nqueries) {
+            pos_prefetch(table, shift, NULL, 0, queries[k + POS_AHEAD]);
+        }
         out_pos.data[k] = pos_find(table, mask, shift, pos_hash(queries[k]), queries[k])->first;
     }
     result = q_output_finish(&out_pos, 1);
 
 done:
     q_output_finish(&out_pos, 0);
-    release_i64_arg(&addresses_in);
     release_i64_arg(&queries_in);
     scratch_free(table);
     scratch_free(filter);
+    return result;
+}
+
+static PyObject *
+heap_positions(PyObject *module, PyObject *args)
+{
+    PyObject *o_addresses, *o_queries;
+    if (!PyArg_ParseTuple(args, "OO:positions", &o_addresses, &o_queries)) {
+        return NULL;
+    }
+    i64_arg addresses_in;
+    if (get_i64_arg(o_addresses, "addresses", &addresses_in) < 0) {
+        release_i64_arg(&addresses_in);
+        return NULL;
+    }
+    PyObject *result = positions_of(get_state(module), addresses_in.data, addresses_in.len, o_queries);
+    release_i64_arg(&addresses_in);
+    return result;
+}
+
+PyDoc_STRVAR(object_positions_doc,
+"object_positions(objects, queries, /)\n--\n\n"
+"positions() of the objects' ids: for a list from gc.get_objects(), without the\n"
+"array of a million ids that Python would build. Same result as\n"
+"heapalgo._object_positions_py.");
+
+static PyObject *
+heap_object_positions(PyObject *module, PyObject *args)
+{
+    PyObject *objects, *o_queries;
+    if (!PyArg_ParseTuple(args, "O!O:object_positions", &PyList_Type, &objects, &o_queries)) {
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(objects);
+    int64_t *addresses = alloc_i64(n);
+    if (addresses == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        addresses[i] = (int64_t)(uintptr_t)PyList_GET_ITEM(objects, i);
+    }
+    PyObject *result = positions_of(get_state(module), addresses, n, o_queries);
+    scratch_free(addresses);
     return result;
 }
 
@@ -1271,6 +1339,7 @@ static PyMethodDef heap_methods[] = {
     {"top_indices", (PyCFunction)(void (*)(void))heap_top_indices, METH_VARARGS | METH_KEYWORDS,
      top_indices_doc},
     {"positions", heap_positions, METH_VARARGS, positions_doc},
+    {"object_positions", heap_object_positions, METH_VARARGS, object_positions_doc},
     {"group_totals", (PyCFunction)(void (*)(void))heap_group_totals, METH_VARARGS | METH_KEYWORDS,
      group_totals_doc},
     {"new_nodes", heap_new_nodes, METH_VARARGS, new_nodes_doc},

@@ -37,6 +37,9 @@ def top_indices(values: Buffer, k: int, /, eligible: Buffer | None = None) -> ar
 def positions(addresses: Buffer, queries: Buffer, /) -> array[int]:
     """First index in ``addresses`` of each query, or -1, as ``heapalgo._positions_py``."""
 
+def object_positions(objects: list[object], queries: Buffer, /) -> array[int]:
+    """``positions`` of the objects' ids, as ``heapalgo._object_positions_py``."""
+
 def group_totals(
     type_ids: Buffer, group_of: Buffer, ngroups: int, sizes: Buffer, /, mask: Buffer | None = None,
     samples: int = 0,

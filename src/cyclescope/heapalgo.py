@@ -39,6 +39,7 @@ __all__ = [
     "retained_sizes",
     "top_indices",
     "positions",
+    "object_positions",
     "group_totals",
     "new_nodes",
     "using_c_heapalgo",
@@ -502,6 +503,21 @@ def positions(addresses: Any, queries: Any, /) -> array:
     if _c is not None:
         return _c.positions(addresses, queries)
     return _positions_py(addresses, queries)
+
+
+def _object_positions_py(objects: list, queries: Any, /) -> array:
+    if type(objects) is not list:
+        raise TypeError(f"object_positions() argument 1 must be list, not {type(objects).__name__}")
+    return _positions_py(array("q", map(id, objects)), queries)
+
+
+def object_positions(objects: list, queries: Any, /) -> array:
+    """``positions`` of the ids of ``objects`` (a list, such as ``gc.get_objects()``):
+    where each queried address is in the list, or -1. The C twin reads the ids as it
+    goes, where Python would first build an array of a million of them (150 ms)."""
+    if _c is not None:
+        return _c.object_positions(objects, queries)
+    return _object_positions_py(objects, queries)
 
 
 # --- totals by type -------------------------------------------------------------------

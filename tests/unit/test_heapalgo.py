@@ -1028,6 +1028,31 @@ def test_positions_at_heap_scale():
     assert got[-1] == 10
 
 
+def test_positions_of_one_heap_in_another():
+    # A diff: both sides are the whole heap, most queries are found (no filter in front).
+    rng = random.Random(6)
+    older = q(0x7F00_0000_0000 + 16 * v for v in rng.sample(range(800_000), 200_000))
+    newer = q(list(older[50_000:]) + [0x7F00_0000_0000 + 16 * v for v in rng.sample(range(800_000, 900_000), 30_000)])
+    got = _heapalgo.positions(older, newer)
+    index = {a: i for i, a in enumerate(older)}
+    assert list(got) == [index.get(v, -1) for v in newer]
+    assert got.count(-1) == 30_000
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_object_positions_are_positions_of_the_ids(impl):
+    objects = [object() for _ in range(1000)] + [None, 7]
+    queries = q([id(objects[500]), id(objects[0]), 1, id(objects[-1]), id(objects[500])])
+    got = fn(impl, "object_positions")(objects, queries)
+    assert list(got) == [500, 0, -1, 1001, 500]
+    assert got == fn(impl, "positions")(q(map(id, objects)), queries)
+    assert list(fn(impl, "object_positions")([], queries)) == [-1] * 5
+    with pytest.raises(TypeError):
+        fn(impl, "object_positions")(tuple(objects), queries)
+    with pytest.raises(ValueError, match="queries must be .* int64"):
+        fn(impl, "object_positions")(objects, array("d", [1.0]))
+
+
 def test_public_positions_and_fallback():
     assert heapalgo.positions(q([5, 6, 5]), q([5, 7])) == q([0, -1])
     graph, roots = FALLBACK_GRAPH, q([S])
