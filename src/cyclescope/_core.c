@@ -1497,8 +1497,8 @@ typedef struct {
    this is more than any heap's edges can explain (an immortal object's). */
 #define MAX_COUNTED_REFS ((int64_t)1 << 30)
 
-/* Only the index is in huge pages: the arrays are written in order, or (state)
-   within the TLB's reach (see _carray.h). */
+/* Only the index is in huge pages (see _carray.h): the arrays are written in
+   order, but for state, read at random and 8 bytes a node. */
 typedef struct {
     ptr_map index;       /* address -> node, for nodes gc does not manage */
     i64_vec nodes;       /* node -> address */
