@@ -305,7 +305,7 @@ class Snapshot:
             return []
         chains = [self._parent_chain(target, parent)]
         if n > 1:
-            chains += self._other_chains(target, dist, n - 1, chains[0])
+            chains += self._other_chains(target, parent, dist, n - 1, chains[0])
         return self._label_all(chains, obj)
 
     def _parent_chain(self, target: int, parent: array) -> list[int]:
@@ -315,12 +315,28 @@ class Snapshot:
         chain.reverse()
         return chain
 
-    def _other_chains(self, target: int, dist: array, wanted: int, first: list[int]) -> list[list[int]]:
-        """More shortest chains to ``target``, each differing from those found before."""
+    def _other_chains(self, target: int, parent: array, dist: array, wanted: int,
+                      first: list[int]) -> list[list[int]]:
+        """More shortest chains to ``target``, each differing from those found before.
+
+        When the first one starts at a named root, so do the others: the distances of
+        what the named roots reach count from them, and an object held from outside
+        that refers into it (the function running a module's body refers to the
+        module's dict) would otherwise pass for a root just as near."""
         found: list[list[int]] = []
         seen = {tuple(first)}
         stack: list[list[int]] = [[target]]
         steps = 0
+        named_only = first[0] in self._root_of
+        from_named: dict[int, bool] = {}
+
+        def eligible(u: int) -> bool:
+            if self._blocked[u]:
+                return False
+            if named_only and u not in from_named:
+                from_named[u] = self._parent_chain(u, parent)[0] in self._root_of
+            return not named_only or from_named[u]
+
         while stack and len(found) < wanted and steps < _MAX_PATH_SEARCH * wanted:
             steps += 1
             partial = stack.pop()
@@ -331,7 +347,7 @@ class Snapshot:
                     seen.add(tuple(chain))
                     found.append(chain)
                 continue
-            preds = [u for u in self._referrers(head) if dist[u] == dist[head] - 1 and not self._blocked[u]]
+            preds = [u for u in self._referrers(head) if dist[u] == dist[head] - 1 and eligible(u)]
             stack.extend(partial + [u] for u in reversed(preds))
         return found
 

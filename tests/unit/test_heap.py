@@ -107,6 +107,19 @@ def test_several_distinct_shortest_paths(module) -> None:
     ]
 
 
+def test_more_paths_start_at_named_roots_when_the_first_does(module) -> None:
+    # While a module's body runs (exec, import, a script), the function running it is
+    # held from outside the heap and refers to the module's dict: it must not pass for a
+    # root as near as the module itself.
+    code = compile(
+        "REGISTRY = [Widget()]\n"
+        "PATHS = [str(p) for p in cyclescope.snapshot().retention_paths(REGISTRY[0], n=3)]\n",
+        "cs_test_module_body", "exec")
+    module.__dict__.update(Widget=Widget, cyclescope=cyclescope)
+    exec(code, module.__dict__)
+    assert module.PATHS == ["module cs_test_module -> .REGISTRY -> [0] -> Widget"]
+
+
 def test_labels_never_call_user_hooks(module) -> None:
     module.HOSTILE = [Hostile(Thing())]
     snap = cyclescope.snapshot()
