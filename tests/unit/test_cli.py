@@ -649,6 +649,34 @@ def test_json_to_stdout(cli: Cli, tmp_path: Path) -> None:
     assert "cyclescope: 1 reference cycle in 1 group" in result.err  # text still on stderr
 
 
+PRINTS = """
+import os, subprocess, sys
+print("printed by the program")
+sys.stdout.flush()
+os.write(1, b"written to fd 1\\n")
+subprocess.run([sys.executable, "-c", "print('printed by a child')"], check=True)
+class Node:
+    def __init__(self):
+        self.me = self
+Node()
+"""
+
+
+def test_json_to_stdout_keeps_the_programs_output_apart(cli: Cli, tmp_path: Path) -> None:
+    # With --json -, standard output is the report's: the program's print(), its
+    # writes to fd 1 and its child processes' output go to standard error.
+    script = write(tmp_path, "prints.py", PRINTS)
+    result = cli("run", "--json", "-", str(script))
+    assert result.status == 0, result.err
+    report = valid_report(result.out)
+    assert [cycle_of(g) for g in report["groups"]] == [[("__main__.Node", ".me")]]
+    assert "printed by the program" in result.err
+    if cli.mode == "subprocess":  # (in-process, fd 1 is pytest's capture, not the command's)
+        assert "written to fd 1" in result.err and "printed by a child" in result.err
+    plain = cli("run", str(script))  # without --json -, the program's output stays on stdout
+    assert "printed by the program" in plain.out
+
+
 def test_json_report_of_a_crash_is_valid(cli: Cli, tmp_path: Path) -> None:
     script = write(tmp_path, "crash.py", CRASH)
     result = cli("run", "--json", str(tmp_path / "r.json"), str(script))
@@ -819,7 +847,8 @@ def test_main_can_run_twice_in_one_process(inproc: Cli, tmp_path: Path) -> None:
     second = write(tmp_path, "two.py", SELF_CYCLE_THEN.format(tail="pass"))
     assert inproc("run", "--json", "-", str(first)).status == 0
     result = inproc("run", "--json", "-", str(second))
-    report = valid_report(result.out.split("before the end\n", 1)[1])
+    report = valid_report(result.out)  # (the program's own print went to stderr)
+    assert "before the end" in result.err
     assert [cycle_of(g) for g in report["groups"]] == [[("__main__.Node", ".me")]]
 
 

@@ -2,12 +2,15 @@
 
 The program runs as ``__main__`` with its own arguments, as ``python`` would run
 it; its output and exit status are kept unless a gate fails. The report goes to
-standard error (``--json FILE`` writes the JSON report, ``-`` for standard output).
+standard error (``--json FILE`` writes the JSON report, ``-`` for standard output:
+then the program's own standard output goes to standard error, so that standard
+output holds the report alone).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -151,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
     # held from outside the heap.
     cap.__enter__()
     try:
-        status = run_as_main(program, keep_alive)
+        with _program_output_to_stderr() if args.json == "-" else contextlib.nullcontext():
+            status = run_as_main(program, keep_alive)
     finally:
         exc_type, exc, tb = sys.exc_info()
         cap.__exit__(exc_type, exc, tb)  # (a *args call would make the bound method)
@@ -175,6 +179,32 @@ def run(args: argparse.Namespace) -> int:
     if args.fail_on_cycles and (report.groups or report.errors):
         return GATE_FAILED  # an analysis that failed cannot vouch for a clean run
     return status
+
+
+@contextlib.contextmanager
+def _program_output_to_stderr():  # type: ignore[no-untyped-def]
+    """The program's standard output goes to standard error meanwhile: with ``--json -``
+    standard output is the report's. Its ``sys.stdout``, and where that is the process's
+    own stream, file descriptor 1 too (what C code and child processes write)."""
+    ours = sys.stdout
+    saved_fd = None
+    try:
+        if ours is sys.__stdout__ and ours.fileno() == 1:
+            ours.flush()
+            saved_fd = os.dup(1)
+            os.dup2(2, 1)
+    except (OSError, ValueError, AttributeError):  # no real stream to redirect
+        saved_fd = None
+    sys.stdout = sys.stderr
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()  # (the program's, whatever it set)
+        sys.stdout = ours
+        if saved_fd is not None:
+            os.dup2(saved_fd, 1)
+            os.close(saved_fd)
 
 
 class _Growth:
