@@ -124,6 +124,23 @@ def test_text_fits_80_columns_and_colour_is_opt_in() -> None:
     assert "\x1b[" in render_text(seed_like_report(), color=True)
 
 
+def test_a_long_type_name_keeps_the_columns_aligned() -> None:
+    # ssl's SSLCertVerificationError (24 characters, one over the column) pushed its own
+    # edge right, in aiohttp's test_client_functional.py
+    cycle = [
+        Step("ssl.SSLCertVerificationError", ".__traceback__", None, "traceback", module="ssl"),
+        Step("traceback", ".tb_next", None, "traceback", function="f", site="/x.py:1"),
+        Step("traceback", ".tb_frame", None, "traceback", function="g", site="/x.py:2"),
+        Step("frame", "local 'exc'", "/x.py:2", "local", function="g"),
+    ]
+    text = render_text(Report(groups=[Group(1, 8, 100, "s", cycle)]))
+    rows = [line for line in text.splitlines() if "  -> " in line and not line.startswith("      ")]
+    assert [row.split()[0] for row in rows] == ["SSLCertVerificationError", "traceback", "traceback", "frame"]
+    assert len({row.index(step.edge) for row, step in zip(rows, cycle)}) == 1, rows
+    assert len({row.index("  -> ") for row in rows}) == 1, rows
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
 def test_limit_and_empty_report() -> None:
     report = seed_like_report()
     report.groups.append(Group(1, 1, 1, "t", [Step("dict", "['me']")]))

@@ -85,6 +85,15 @@ def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
 
 
+def _columns(longest_type: int, longest_edge: int) -> tuple[int, int]:
+    """Widths of the type and edge columns: as wide as their longest entries when a row
+    with the longest type as its target still fits the line (a long exception name keeps
+    the rows aligned), else capped (a longer name then shifts its own row)."""
+    if 2 + longest_type + 2 + longest_edge + 5 + longest_type <= _WIDTH:
+        return longest_type, longest_edge
+    return min(_TYPE_COLUMN, longest_type), min(_EDGE_COLUMN, longest_edge)
+
+
 def _group_lines(group: Group, style: _Style) -> list[str]:
     steps = group.cycle
     times = f"{group.count:,} x " if group.count > 1 else ""
@@ -97,8 +106,7 @@ def _group_lines(group: Group, style: _Style) -> list[str]:
         f"{format_bytes(group.bytes)} freed only by the cyclic GC",
     ]
     names = _short_names(steps)
-    type_col = min(_TYPE_COLUMN, max(len(names[s.type]) for s in steps))
-    edge_col = min(_EDGE_COLUMN, max(len(s.edge) for s in steps))
+    type_col, edge_col = _columns(max(len(names[s.type]) for s in steps), max(len(s.edge) for s in steps))
     # (styled line) or (None, continuation text, is_source): continuations are
     # aligned together, under the targets when they fit, further left when not.
     rows: list[tuple[str | None, str, bool]] = []
