@@ -583,8 +583,8 @@ def _same_advice(group: Group) -> tuple[str, ...] | None:
     matching the same known issue, if any."""
     if group.pattern in _ONE_LINE_AFTER_THE_FIRST:
         return (group.pattern,)
-    if not group.pattern or group.break_step is None:
-        return None
+    if not group.pattern or group.break_step is None or not 0 <= group.break_step < len(group.cycle):
+        return None  # (a group read back from a worker or a file says what it says)
     step = group.cycle[group.break_step]
     edge = "a local" if step.edge_kind == "local" else step.edge
     known = group.known_issue.id if group.known_issue is not None else ""
