@@ -1174,3 +1174,15 @@ def test_a_path_after_the_bare_option_is_a_path_not_a_mode(pytester: pytest.Pyte
     result = run(pytester, "--cyclescope", "nonsense")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "--cyclescope takes report or fail, not 'nonsense'" in result.stderr.str()
+
+
+def test_a_group_with_its_break_step_out_of_range_is_shown_in_full() -> None:
+    # (a group read back from an xdist worker or a file: its advice is not trusted to index)
+    from cyclescope.pytest_plugin import _same_advice
+    from cyclescope.report.model import Group, Step
+
+    group = Group(count=1, objects=1, bytes=10, signature="s", cycle=[Step("dict", "['me']")],
+                  pattern="self-reference", break_step=3)
+    assert _same_advice(group) is None
+    group.break_step = 0
+    assert _same_advice(group) == ("self-reference", group.subject, "dict", "['me']", "")
