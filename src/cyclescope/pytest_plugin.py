@@ -430,12 +430,12 @@ class _Plugin:
     def run_report(self) -> Report:
         """The whole run's findings as one report, each group with the tests that created it."""
         from cyclescope.report.model import Totals, build_report
-        from cyclescope.report.text import MAX_TESTS_SHOWN
+        from cyclescope.report.text import inline_test_list
 
         groups = list(self.groups.values())
         for group in groups:
             group.tests = sorted(group.tests)
-        warnings = [f"{sig} (left by {len(tests)} test(s): {', '.join(sorted(tests)[:MAX_TESTS_SHOWN])})"
+        warnings = [f"{sig} (left by {len(tests)} test(s): {inline_test_list(sorted(tests))})"
                     for sig, tests in sorted(self.pending.items())]
         strategy = "freeze" if self.freeze else "exact"
         return build_report(groups, self.totals or Totals(), strategy=f"{strategy} (per test)", warnings=warnings,
@@ -468,7 +468,7 @@ class _Plugin:
 
     def summary_lines(self) -> list[str]:
         """The terminal summary: groups across tests, with the tests that created each."""
-        from cyclescope.report.text import MAX_TESTS_SHOWN, break_text, render_group, render_tests
+        from cyclescope.report.text import break_text, render_group, render_tests, inline_test_list
 
         groups = self.run_report().groups
         tests = {t for g in groups for t in g.tests}
@@ -491,10 +491,8 @@ class _Plugin:
                 # the same pattern through the same type as above: only a name or the line differs
                 head = render_group(group)[0]
                 edge = break_text(group) if group.pattern not in _ONE_LINE_AFTER_THE_FIRST else ""
-                tests = ", ".join(group.tests[:MAX_TESTS_SHOWN])
-                more = f" and {len(group.tests) - MAX_TESTS_SHOWN} more" if len(group.tests) > MAX_TESTS_SHOWN else ""
                 lines.append(f"{head}{known}: {group.pattern} as above{', break ' + edge if edge else ''}, "
-                             f"created by {tests}{more}")
+                             f"created by {inline_test_list(group.tests)}")
                 continue
             if key is not None:
                 shown_in_full.add(key)
@@ -502,7 +500,7 @@ class _Plugin:
             lines.extend(render_tests(group, known))
         for sig, tests in sorted(self.pending.items()):
             lines.append("")
-            lines.append(f"{sig}: left by {len(tests)} test(s): {', '.join(sorted(tests)[:MAX_TESTS_SHOWN])}")
+            lines.append(f"{sig}: left by {len(tests)} test(s): {inline_test_list(sorted(tests))}")
         for error in self.errors:
             lines.append(f"error: {error}")
         if self.update_baseline:

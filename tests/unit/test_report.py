@@ -10,7 +10,7 @@ import pytest
 
 import cyclescope
 from cyclescope.report.model import SCHEMA, Group, Report, ReportFormatError, Step, Totals, merge_groups
-from cyclescope.report.text import format_bytes, render_text
+from cyclescope.report.text import format_bytes, render_text, inline_test_list
 
 
 def schema() -> dict:
@@ -139,6 +139,11 @@ def test_a_long_type_name_keeps_the_columns_aligned() -> None:
     assert len({row.index(step.edge) for row, step in zip(rows, cycle)}) == 1, rows
     assert len({row.index("  -> ") for row in rows}) == 1, rows
     assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_inline_test_list_names_the_first_five_and_counts_the_rest() -> None:
+    assert inline_test_list(["t::a"]) == "t::a"
+    assert inline_test_list([f"t::{c}" for c in "abcdefg"]) == "t::a, t::b, t::c, t::d, t::e and 2 more"
 
 
 def test_limit_and_empty_report() -> None:

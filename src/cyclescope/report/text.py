@@ -7,7 +7,7 @@ import textwrap
 from cyclescope.describe import short_path
 from cyclescope.report.model import Group, Report, Step
 
-__all__ = ["render_text", "render_group", "render_tests", "break_text", "format_bytes"]
+__all__ = ["render_text", "render_group", "render_tests", "inline_test_list", "break_text", "format_bytes"]
 
 #: Tests named under a group that several created; the rest are counted.
 MAX_TESTS_SHOWN = 5
@@ -211,6 +211,12 @@ def render_tests(group: Group, note: str = "") -> list[str]:
     if count > MAX_TESTS_SHOWN:
         lines.append(f"    ... and {count - MAX_TESTS_SHOWN} more")
     return lines
+
+
+def inline_test_list(tests: list[str]) -> str:
+    """The first few of ``tests`` on one line, the rest counted: ``a, b and 3 more``."""
+    shown = ", ".join(tests[:MAX_TESTS_SHOWN])
+    return shown + (f" and {len(tests) - MAX_TESTS_SHOWN} more" if len(tests) > MAX_TESTS_SHOWN else "")
 
 
 def render_text(report: Report, *, color: bool = False, limit: int | None = None) -> str:

@@ -156,7 +156,7 @@ def may_have_pending_tasks() -> bool:
     Cheap where scanning objects is not: a test that left no task pending is told so
     without looking at what it allocated. True when the registry cannot tell.
     """
-    registries = _found_registries if _found_registries is not None else _task_registries()
+    registries = _task_registries()
     if registries is None:
         return True
     for registry in registries:
