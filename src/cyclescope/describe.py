@@ -209,6 +209,21 @@ _NAME = re.compile(r"[A-Za-z_]+\Z")  # no digits: a long name with digits may be
 _TEXT_IN_CODE = re.compile(r"""'[^'\\]*(?:\\.[^'\\]*)*'?|"[^"\\]*(?:\\.[^"\\]*)*"?|#.*""")
 
 
+# A word each secret shape above needs (lower case), and the start of a long token:
+# an ASCII text with neither has nothing to redact, which is cheaper to find out than
+# running every shape (most source lines and reprs are such texts). Non-ASCII text
+# takes the full path: the shapes ignore case the Unicode way ("ſ" matches "s").
+_SHAPE_WORDS = ("bearer", "basic", "://", "passw", "secret", "token", "key", "sig")
+_TOKEN_START = re.compile(r"[A-Za-z0-9_\-]{32}")
+
+
+def _may_hold_secret(text: str) -> bool:
+    if not text.isascii():
+        return True
+    lowered = text.lower()
+    return any(word in lowered for word in _SHAPE_WORDS) or _TOKEN_START.search(text) is not None
+
+
 def _redact_shapes(text: str) -> str:
     for shape, replacement in _SECRET_SHAPES:
         text = shape.sub(replacement, text)
@@ -217,6 +232,8 @@ def _redact_shapes(text: str) -> str:
 
 def redact(text: str) -> str:
     """``text`` with credentials, tokens and long secret-looking strings replaced."""
+    if not _may_hold_secret(text):
+        return text
     return _LONG_TOKEN.sub("<redacted>", _redact_shapes(text))
 
 
@@ -226,6 +243,8 @@ def redact_code(line: str) -> str:
     Long names in the code itself stay (``self._on_connection_lost_callbacks`` is no
     token); long token-like strings in its string literals and comments do not.
     """
+    if not _may_hold_secret(line):
+        return line
     line = _redact_shapes(line)
     texts = [m.span() for m in _TEXT_IN_CODE.finditer(line)]
 
