@@ -205,9 +205,12 @@ class Snapshot:
 
     # -- taking one ----------------------------------------------------------------
 
-    @classmethod
-    def _take(cls, extra_roots: dict[str, object], progress: Callable[[str], None] | None,
+    @staticmethod
+    def _take(extra_roots: dict[str, object], progress: Callable[[str], None] | None,
               excluded: list[int]) -> "Snapshot":
+        # (Static: a classmethod's call makes a bound method, which on 3.10 sits on the
+        # caller's value stack, where no frame reader sees it: a new object "held from
+        # outside" in every diff.)
         taken_at = time.time()
         frames = sys._current_frames()
         named = [(name, id(obj), issubclass(type(obj), types.ModuleType)) for name, obj in extra_roots.items()]
@@ -250,7 +253,7 @@ class Snapshot:
         roots = [_Root(node, kind, name)
                  for node, (_address, kind, name) in zip(nodes[len(own_list) + len(own_locals):], candidates)
                  if node >= 0 and not blocked[node]]
-        snap = cls(graph, roots, external, blocked, taken_at)
+        snap = Snapshot(graph, roots, external, blocked, taken_at)
         _LIVE_SNAPSHOTS.add(snap)
         return snap
 
