@@ -12,7 +12,7 @@ import gc
 import types
 from typing import Any, Callable, Mapping
 
-__all__ = ["type_mro", "type_namespace", "type_flags", "lookup", "instance_dict", "module_namespace"]
+__all__ = ["is_a", "type_mro", "type_namespace", "type_flags", "lookup", "instance_dict", "module_namespace"]
 
 _MRO = type.__dict__["__mro__"].__get__
 _NAMESPACE = type.__dict__["__dict__"].__get__
@@ -20,6 +20,13 @@ _FLAGS = type.__dict__["__flags__"].__get__
 _DICTOFFSET = type.__dict__["__dictoffset__"].__get__
 _MODULE_DICT = types.ModuleType.__dict__["__dict__"].__get__
 _TPFLAGS_MANAGED_DICT = 1 << 4  # CPython 3.11+: the dict pointer lives before the object
+
+
+def is_a(obj: object, kind: type | tuple[type, ...]) -> bool:
+    """``isinstance(obj, kind)`` for a built-in ``kind``, by ``type(obj)`` alone:
+    ``isinstance`` falls back to ``obj.__class__``, which a class can make a property
+    (a mock with a spec says it is a socket, a function, a bound method)."""
+    return issubclass(type(obj), kind)
 
 
 def type_mro(tp: type) -> tuple[type, ...]:

@@ -17,6 +17,7 @@ import types
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from cyclescope._safe import is_a
 from cyclescope.sourcelines import getline
 
 __all__ = [
@@ -47,7 +48,7 @@ def type_module(tp: type) -> str:
         module = _TYPE_MODULE.__get__(tp)
     except Exception:
         return ""
-    return module if isinstance(module, str) else ""
+    return module if is_a(module, str) else ""
 
 
 def _qualname(tp: type) -> str:
@@ -55,7 +56,7 @@ def _qualname(tp: type) -> str:
         qualname = _TYPE_QUALNAME.__get__(tp)
     except Exception:
         return "?"
-    return qualname if isinstance(qualname, str) else "?"
+    return qualname if is_a(qualname, str) else "?"
 
 
 def _qualified(qualname: str, module: str) -> str:
@@ -122,14 +123,14 @@ def _code_qualname(code: types.CodeType) -> str:
 def code_site(obj: object) -> CodeSite | None:
     """The code site of a frame, traceback, function, method, generator or coroutine."""
     try:
-        if isinstance(obj, types.TracebackType):
+        if is_a(obj, types.TracebackType):
             frame = obj.tb_frame
             return _site(frame.f_code, obj.tb_lineno)
-        if isinstance(obj, types.FrameType):
+        if is_a(obj, types.FrameType):
             return _site(obj.f_code, obj.f_lineno)
-        if isinstance(obj, types.MethodType):
+        if is_a(obj, types.MethodType):
             obj = obj.__func__
-        if isinstance(obj, types.FunctionType):
+        if is_a(obj, types.FunctionType):
             code = obj.__code__
             return _site(code, code.co_firstlineno)
         code = _generator_code(obj)
@@ -141,11 +142,11 @@ def code_site(obj: object) -> CodeSite | None:
 
 
 def _generator_code(obj: object) -> types.CodeType | None:
-    if isinstance(obj, types.GeneratorType):
+    if is_a(obj, types.GeneratorType):
         return obj.gi_code
-    if isinstance(obj, types.CoroutineType):
+    if is_a(obj, types.CoroutineType):
         return obj.cr_code
-    if isinstance(obj, types.AsyncGeneratorType):
+    if is_a(obj, types.AsyncGeneratorType):
         return obj.ag_code
     return None
 

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from cyclescope import _framelocals, heapalgo
-from cyclescope._safe import instance_dict
+from cyclescope._safe import instance_dict, is_a
 from cyclescope.describe import code_site, matches_any, named_type, short_type_name, type_name
 from cyclescope.report.model import GrowthEntry, Survivor
 from cyclescope.testing.survivors import pending_task_ids
@@ -630,7 +630,7 @@ def _own_namespaces() -> list[int]:
     """The ids of cyclescope's own modules and of their ``__dict__``s."""
     ids = []
     for name, module in list(sys.modules.items()):
-        if (name == _PACKAGE or name.startswith(_PACKAGE + ".")) and isinstance(module, types.ModuleType):
+        if (name == _PACKAGE or name.startswith(_PACKAGE + ".")) and is_a(module, types.ModuleType):
             ids += [id(module), id(module.__dict__)]
     return ids
 

@@ -24,7 +24,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
-from cyclescope._safe import instance_dict, type_mro, type_namespace
+from cyclescope._safe import instance_dict, is_a, type_mro, type_namespace
 from cyclescope.describe import format_key
 
 __all__ = ["Label", "label_edge", "fold_through"]
@@ -149,14 +149,14 @@ def _list_labels(src: object, dst: object, prev: object) -> Iterator[Label]:
 @_handles(tuple)
 def _tuple_labels(src: object, dst: object, prev: object) -> Iterator[Label]:
     names: tuple[str, ...] = ()
-    if isinstance(prev, types.FunctionType) and prev.__closure__ is src:
+    if is_a(prev, types.FunctionType) and prev.__closure__ is src:
         names = prev.__code__.co_freevars
     yield from _sequence_labels(tuple.__iter__(src), dst, names)  # type: ignore[arg-type]
 
 
 @_handles(set, frozenset)
 def _set_labels(src: object, dst: object, prev: object) -> Iterator[Label]:
-    for item in (set.__iter__(src) if isinstance(src, set) else frozenset.__iter__(src)):  # type: ignore[arg-type]
+    for item in (set.__iter__(src) if is_a(src, set) else frozenset.__iter__(src)):  # type: ignore[arg-type]
         if item is dst:
             yield Label.same("{item}", "item")
             return
@@ -174,7 +174,7 @@ def _exception_labels(src: object, dst: object, prev: object) -> Iterator[Label]
             yield Label.same(f".{name}", kind)
             return
     yield from _field_labels(".args", BaseException.__dict__["args"].__get__(exc), dst)
-    if _EXCEPTION_GROUP is not None and isinstance(exc, _EXCEPTION_GROUP):
+    if _EXCEPTION_GROUP is not None and is_a(exc, _EXCEPTION_GROUP):
         yield from _field_labels(".exceptions", _EXCEPTION_GROUP.__dict__["exceptions"].__get__(exc), dst)
 
 
@@ -232,7 +232,7 @@ def _generator_labels(src: object, dst: object, prev: object) -> Iterator[Label]
     yield from _local_labels(_framelocals.generator_local_names(src, dst))
     fields = type_namespace(type(src))
     # Reading gi_frame can create a frame object; only ask when dst is that frame.
-    names = ("gi_frame", "cr_frame", "ag_frame") if isinstance(dst, types.FrameType) else ()
+    names = ("gi_frame", "cr_frame", "ag_frame") if is_a(dst, types.FrameType) else ()
     for name in names + ("cr_await", "gi_yieldfrom", "ag_await"):
         if name in fields and fields[name].__get__(src) is dst:
             yield Label.same(f".{name}", "frame")
@@ -350,7 +350,7 @@ def _asyncio_labels(src: object, dst: object, prev: object) -> Iterator[Label]:
         namespace = type_namespace(klass)
         for name in _FUTURE_FIELDS:
             found = namespace.get(name)
-            if isinstance(found, (types.GetSetDescriptorType, types.MemberDescriptorType)):
+            if is_a(found, (types.GetSetDescriptorType, types.MemberDescriptorType)):
                 descriptors[name] = found
     for name, value in _field_values(src, descriptors.items()):
         if value is dst:

@@ -19,6 +19,8 @@ import threading
 import tokenize
 from typing import Callable, Generic, Hashable, TypeVar
 
+from cyclescope._safe import is_a
+
 __all__ = ["BoundedCache", "file_key", "getline", "read_source", "MAX_FILE_BYTES"]
 
 #: Larger files are not read (a generated module of megabytes is no place for a fix).
@@ -48,9 +50,18 @@ class BoundedCache(Generic[V]):
         return value
 
 
+def _is_path(path: object) -> bool:
+    # A file name, never a number: os.stat(1) and open(1) are standard output, and an
+    # object with __index__ (any MagicMock) counts as 1. Reading it, tokenize.open
+    # fails and closes it.
+    return is_a(path, str)
+
+
 def file_key(path: str) -> tuple[str, int, int] | None:
     """``(path, mtime_ns, size)``: a cache key that changes when the file does; None
-    when the file cannot be stat'ed."""
+    when the file cannot be stat'ed (or ``path`` is no file name)."""
+    if not _is_path(path):
+        return None
     try:
         stat = os.stat(path)
     except (OSError, ValueError):
@@ -60,7 +71,10 @@ def file_key(path: str) -> tuple[str, int, int] | None:
 
 def read_source(path: str) -> str | None:
     """The text of a source file (its coding cookie honoured), or None when it is
-    missing, not a regular file, larger than MAX_FILE_BYTES or undecodable."""
+    missing, not a regular file, larger than MAX_FILE_BYTES or undecodable (or
+    ``path`` is no file name)."""
+    if not _is_path(path):
+        return None
     try:
         info = os.stat(path)
         if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
@@ -77,6 +91,8 @@ _lines: BoundedCache[list[str]] = BoundedCache(64)
 
 def getline(path: str, lineno: int) -> str:
     """Line ``lineno`` of ``path``, stripped; "" when it cannot be read."""
+    if not _is_path(path):
+        return ""
     entry = linecache.cache.get(path)
     if isinstance(entry, tuple) and len(entry) == 4:  # a file linecache holds already
         lines = entry[2]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import random
+import types
 
 import pytest
 
@@ -237,3 +238,45 @@ def test_cyclescope_s_own_cycles_are_hidden_unless_asked_for() -> None:
     assert hidden.groups == [] and hidden.totals.hidden_noise_groups == 1
     shown = analyse(saved_garbage(make), AnalysisOptions(include_noise=True))
     assert len(shown.groups) == 1 and shown.groups[0].noise
+
+
+CLASS_ASKED: list[str] = []
+
+
+def _liar(claims: type) -> type:
+    """A class whose instances say, through a ``__class__`` property, that they are
+    ``claims`` (as a mock with a spec does), and answer any attribute."""
+
+    class Liar:
+        @property
+        def __class__(self):  # type: ignore[override]
+            CLASS_ASKED.append(claims.__name__)
+            return claims
+
+        def __getattr__(self, name: str) -> object:
+            CLASS_ASKED.append(name)
+            return Liar()
+
+        def __index__(self) -> int:  # the integer 1, as a MagicMock is
+            CLASS_ASKED.append("__index__")
+            return 1
+
+    Liar.__qualname__ = f"Liar{claims.__name__}"
+    return Liar
+
+
+@pytest.mark.parametrize("claims", [types.MethodType, types.FunctionType, types.FrameType, types.TracebackType,
+                                    types.GeneratorType, types.CoroutineType, types.ModuleType, type])
+def test_an_object_that_lies_about_its_class_is_described_by_its_type(claims: type) -> None:
+    liar_class = _liar(claims)
+
+    def make() -> None:
+        liar = liar_class()
+        liar.__dict__["me"] = [liar]
+
+    CLASS_ASKED.clear()
+    groups = analyse(saved_garbage(make)).groups
+    assert not CLASS_ASKED, "describing it ran the object's own code"
+    assert [[(s.type, s.edge) for s in g.cycle] for g in groups] == [
+        [(f"{__name__}.Liar{claims.__name__}", ".me"), ("list", "[0]")]]
+    assert all(s.function is None and s.source is None for s in groups[0].cycle)

@@ -1061,6 +1061,30 @@ def test_what_the_garbages_finalizers_raise_is_the_test_that_left_it(pytester: p
                                  "*PytestUnraisableExceptionWarning*"])
 
 
+def test_a_mock_in_a_cycle_is_described_without_being_asked_anything(pytester: pytest.Pytester) -> None:
+    # Found on aiohttp 3.11.13's test_connector.py (autospecced sockets and methods): a
+    # mock passes isinstance() for its spec, then answers every attribute with a mock,
+    # and a mock is the integer 1. Described as the bound method it claims to be, its
+    # "source file" was fd 1, which reading it as a file closed: pytest's own output
+    # (a file here, as in CI logs) then failed with an INTERNALERROR.
+    pytester.makepyfile(test_mocks="""
+        import types
+        from unittest import mock
+
+        def test_leaves_a_mock_in_a_cycle():
+            method = mock.MagicMock(spec=types.MethodType)
+            method.__func__ = mock.MagicMock(spec=types.FunctionType)
+            method.me = method
+
+        def test_after():
+            print("standard output still open")
+    """)
+    result = run(pytester, "--cyclescope", "-s")
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    assert outcomes(result) == {"test_leaves_a_mock_in_a_cycle": "PASSED", "test_after": "PASSED"}
+    result.stdout.fnmatch_lines(["*standard output still open*"])  # (mock's own cycles are the stdlib's: noise)
+
+
 def test_a_test_that_turns_gc_debugging_off_does_not_blind_the_next(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_order="""
         import gc

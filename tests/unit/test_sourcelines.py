@@ -60,3 +60,24 @@ def test_the_cache_is_bounded() -> None:
     for key in ("a", "b", "a", "c", "a"):
         cache.get(key, lambda key=key: calls.append(key) or len(calls))
     assert calls == ["a", "b", "c", "a"]  # "a" was the oldest when "c" came
+
+
+def test_a_number_is_no_file_name_even_when_standard_output_is_a_file(tmp_path: Path) -> None:
+    # os.stat(1) is fstat(1) and tokenize.open(1) wraps fd 1: with standard output
+    # redirected to a regular file (a CI log), reading "file 1" failed and closed it.
+    import subprocess
+    import sys
+
+    out = tmp_path / "out.txt"
+    code = ("from cyclescope import sourcelines\n"
+            "class IntLike:\n    def __index__(self): return 1\n"
+            "for path in (1, IntLike()):\n"
+            "    assert sourcelines.read_source(path) is None and sourcelines.file_key(path) is None\n"
+            "    assert sourcelines.getline(path, 1) == ''\n"
+            "print('standard output still open')\n")
+    env = dict(os.environ, PYTHONPATH=str(Path(sourcelines.__file__).parents[1]))
+    with open(out, "w", encoding="utf-8") as stdout:
+        done = subprocess.run([sys.executable, "-c", code], stdout=stdout, stderr=subprocess.PIPE, text=True,
+                              env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert out.read_text(encoding="utf-8") == "standard output still open\n"

@@ -26,7 +26,7 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from cyclescope._safe import module_namespace
+from cyclescope._safe import is_a, module_namespace
 from cyclescope.describe import code_site, matches_any, short_type_name, type_module, type_name, type_names
 from cyclescope.explain.fixes import advise, copy_advice
 from cyclescope.explain.noise import is_noise
@@ -151,24 +151,24 @@ def _type_orders(type_list: list[type], patterns: tuple[str, ...]) -> tuple[arra
 
 def _describe_step(obj: object, label: Label) -> Step:
     tp = type(obj)
-    module = type_module(obj) if isinstance(obj, type) else type_module(tp)
+    module = type_module(obj) if is_a(obj, type) else type_module(tp)
     step = Step(
         type=type_name(tp),
         edge=label.shown,
         edge_kind=label.kind,
         module=module if module and module != "builtins" else None,
     )
-    if isinstance(obj, type):
+    if is_a(obj, type):
         step.detail = type_name(obj)
-    elif isinstance(obj, types.ModuleType):
+    elif is_a(obj, types.ModuleType):
         step.detail = _module_name(obj)
     site = code_site(obj)
     if site is not None:
         step.function = site.function
         step.site = site.location
-        if isinstance(obj, (types.FrameType, types.TracebackType)):
+        if is_a(obj, (types.FrameType, types.TracebackType)):
             step.source = site.source or None
-        if isinstance(obj, types.FrameType):
+        if is_a(obj, types.FrameType):
             step.location = site.location
     return step
 
@@ -184,7 +184,7 @@ def _at_traceback_line(step: Step, tb: types.TracebackType) -> None:
 
 def _module_name(module: types.ModuleType) -> str:
     name = dict.get(module_namespace(module), "__name__")
-    return name if isinstance(name, str) else "?"
+    return name if is_a(name, str) else "?"
 
 
 def _labelled_cycle(objects: Sequence[object]) -> tuple[list[Step], list[str], list[object]]:
@@ -203,7 +203,7 @@ def _labelled_cycle(objects: Sequence[object]) -> tuple[list[Step], list[str], l
             i += 1  # the dict or args tuple in between is folded into this step
         step = _describe_step(obj, label)
         before, before_label = objects[i - 1], labels[i - 1]
-        if isinstance(obj, types.FrameType) and isinstance(before, types.TracebackType) and before_label.shown == ".tb_frame":
+        if is_a(obj, types.FrameType) and is_a(before, types.TracebackType) and before_label.shown == ".tb_frame":
             _at_traceback_line(step, before)
         steps.append(step)
         step_objects.append(obj)
@@ -217,7 +217,7 @@ def _signature_token(obj: object, step: Step, label: Label) -> str:
     # on where the exception was caught, which varies between occurrences. The
     # frame the chain ends in names the function that matters.
     token = step.type
-    name = None if isinstance(obj, types.TracebackType) else (step.function or step.detail)
+    name = None if is_a(obj, types.TracebackType) else (step.function or step.detail)
     if name:
         token += f"({name})"
     return f"{token} {label.folded}"

@@ -13,7 +13,7 @@ import re
 import types
 from typing import Sequence
 
-from cyclescope._safe import type_namespace
+from cyclescope._safe import is_a, type_namespace
 from cyclescope.describe import short_path, source_line
 from cyclescope.explain.known import match_known_issue
 from cyclescope.explain.owners import Owner as ModuleOwner
@@ -124,7 +124,7 @@ def _yours_to_break(group: Group, found: Classification, step_objects: Sequence[
         return found
     step, name = local
     frame = step_objects[step]
-    if not isinstance(frame, types.FrameType) or _frame_owner(frame).kind != "local":
+    if not is_a(frame, types.FrameType) or _frame_owner(frame).kind != "local":
         return found
     function = group.cycle[step].function or "its function"
     return Classification(

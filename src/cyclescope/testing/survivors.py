@@ -21,7 +21,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Collection, Iterable, Sequence
 
-from cyclescope._safe import module_namespace, type_mro
+from cyclescope._safe import is_a, module_namespace, type_mro
 from cyclescope.describe import code_site, matches_any, short_type_name, type_name, type_names
 from cyclescope.labels import label_edge
 
@@ -166,20 +166,15 @@ def may_have_pending_tasks() -> bool:
     return False
 
 
-def _is(obj: object, kind: type) -> bool:
-    # Not isinstance(): that would look up a (user-defined) __class__.
-    return issubclass(type(obj), kind)
-
-
 def _modules() -> list[types.ModuleType]:
-    return [m for m in list(sys.modules.values()) if _is(m, types.ModuleType)]
+    return [m for m in list(sys.modules.values()) if is_a(m, types.ModuleType)]
 
 
 def _describe(obj: object) -> str:
-    if _is(obj, types.ModuleType):
+    if is_a(obj, types.ModuleType):
         return f"module {module_namespace(obj).get('__name__', '?')}"  # type: ignore[arg-type]
     site = code_site(obj)
-    if _is(obj, types.FrameType) and site is not None:
+    if is_a(obj, types.FrameType) and site is not None:
         return f"frame of {site.function}() at {site.location}"
     return short_type_name(type(obj))
 
@@ -227,7 +222,7 @@ def held_by(obj: object, *, ignore: Sequence[object] = (), max_depth: int = 8) -
 
 
 def _is_root(obj: object) -> bool:
-    if _is(obj, types.FrameType) or _is(obj, type):
+    if is_a(obj, types.FrameType) or is_a(obj, type):
         return True
     return type(obj) is dict and any(module_namespace(m) is obj for m in _modules())
 
@@ -252,6 +247,6 @@ def _root_name(root: object) -> str:
             namespace = module_namespace(module)
             if namespace is root:
                 return f"module {namespace.get('__name__', '?')}"
-    if _is(root, type):
+    if is_a(root, type):
         return f"class {type_name(root)}"
     return _describe(root)
