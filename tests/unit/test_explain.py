@@ -216,6 +216,14 @@ def test_empty_input() -> None:
         ([Step("app.Conn", ".t", module="app"), Step("asyncio.Task", "._coro", module="_asyncio")], False),
         ([Step("cyclescope.demo.streams.ClientResponse", "._p", module="cyclescope.demo.streams")], False),
         ([Step("cyclescope.capturing.Capture", ".x", module="cyclescope.capturing")], True),
+        # unittest.mock's autospec: a function compiled from a string, its globals, the mock
+        ([Step("dict", "['mock']"), Step("unittest.mock.AsyncMock", "._mock_delegate", module="unittest.mock"),
+          Step("function", ".__globals__", site="<string>:2", function="_create_connection")], True),
+        ([Step("function", ".__globals__", site="<string>:2"), Step("dict", "['f']")], False),  # owns nothing
+        ([Step("builtin_function_or_method", ".__self__"), Step("module", "._f", detail="_statistics")], True),
+        ([Step("builtin_function_or_method", ".__self__"), Step("module", "._f", detail="app.native")], False),
+        ([Step("frame", "local 't'", site="<stdin>:1"),  # typed at a prompt: the user's
+          Step("asyncio.Task", "._coro", module="_asyncio")], False),
     ],
 )
 def test_noise_rule(steps: list[Step], noise: bool | None) -> None:

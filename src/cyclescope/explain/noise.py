@@ -10,8 +10,10 @@ The rule, applied to the representative cycle of a group:
   change it, and what it keeps alive is still counted in the summary.
 
 A step's owner is the module of its code (frames, tracebacks, functions,
-coroutines: found from the code's file) or of its type (instances, classes);
-built-in containers, frames and exceptions without code own nothing. A cycle
+coroutines: found from the code's file), the module itself for a module object, or
+the module of its type (instances, classes);
+built-in containers, frames and exceptions without code own nothing, and neither
+does code compiled from a string with no file name (``"<string>"``). A cycle
 that owns nothing at all, such as a self-referencing dict, is *not* noise: only
 user code makes those. Noise is hidden unless asked for (``--include-noise``).
 """
@@ -54,13 +56,25 @@ def module_of_file(filename: str) -> str | None:
     return None
 
 
+#: The file name of code compiled from a string that named no file: what the standard
+#: library generates (unittest.mock's autospecced functions, dataclasses' and
+#: namedtuple's methods) and anyone's exec().
+_NO_FILE = "<string>"
+
+
 def _owner(step: Step) -> str | None:
     if step.site:
         filename = step.site.rsplit(":", 1)[0]
         owner = module_of_file(filename)
+        if owner is None and filename == _NO_FILE:
+            # Nobody's file to change: the cycle's other steps say whose it is (an
+            # autospecced mock's function and the mock, say: the standard library's).
+            return step.module
         # Code in no stdlib or cyclescope file is someone's own: never noise, even
         # when the step's type (frame, traceback) is a built-in.
         return owner if owner is not None else f"file {filename}"
+    if step.type == "module" and step.detail:
+        return step.detail  # a module object is its own: the stdlib's _statistics, or the user's app
     return step.module
 
 
