@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import textwrap
+import types
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,35 @@ def test_exception_in_local(fn, name: str) -> None:
     assert break_edge(group) == ("frame", f"local '{name}'")
     assert f"del {name}" in (group.fix or "")
     assert ("a result of sys.exc_info()" in (group.explanation or "")) == (name == "info")
+
+
+def _failing() -> None:
+    raise RuntimeError("deep")
+
+
+def _traceback_of_failing() -> types.TracebackType:
+    try:
+        _failing()
+    except RuntimeError as exc:
+        return exc.__traceback__  # its first frame is this function's, whose f_back is the caller's
+
+
+def traceback_in_local() -> None:
+    tb = _traceback_of_failing()  # noqa: F841
+
+
+def test_a_traceback_in_a_local_is_exception_in_local_through_f_back() -> None:
+    # Found in trio's own tests (test_concat_tb): no exception on the cycle, and the
+    # way back to the frame is the f_back of the frame the traceback starts in.
+    group = only_group(traceback_in_local)
+    steps = [(s.type, s.edge) for s in group.cycle]
+    start = steps.index(("frame", "local 'tb'"))
+    assert steps[start:] + steps[:start] == [("frame", "local 'tb'"), ("traceback", ".tb_frame"), ("frame", ".f_back")]
+    assert group.pattern == "exception-in-local"
+    assert break_edge(group) == ("frame", "local 'tb'")
+    assert "holds a traceback kept after the handler" in (group.explanation or "")
+    assert "a frame it called, whose f_back is that frame" in (group.explanation or "")
+    assert "del tb" in (group.fix or "")
 
 
 class Subscriber:

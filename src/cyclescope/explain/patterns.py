@@ -13,8 +13,9 @@ Patterns (``Classification.pattern``):
 ``future-exception``
     the same with an asyncio Future or Task keeping the exception.
 ``exception-in-local``
-    a frame's local (``err = e``, ``info = sys.exc_info()``) holds the exception
-    whose traceback holds that frame.
+    a frame's local (``err = e``, ``info = sys.exc_info()``, ``tb = get_tb()``)
+    holds the exception or traceback whose frames hold that frame (or, through
+    ``f_back``, a frame it called).
 ``asyncio-callback``
     a Future or Task holds a done-callback that refers back to it.
 ``bound-method``
@@ -208,7 +209,8 @@ def _stored_exception(cycle: Sequence[Step]) -> Classification | None:
 
 
 def _exception_in_local(cycle: Sequence[Step]) -> Classification | None:
-    if not any(s.edge == ".__traceback__" for s in cycle):
+    exc = next((s for s in cycle if s.edge == ".__traceback__"), None)
+    if exc is None and not any(s.type == "traceback" for s in cycle):
         return None
     if any(_is_instance(s) for s in cycle):
         return None
@@ -216,15 +218,18 @@ def _exception_in_local(cycle: Sequence[Step]) -> Classification | None:
     if found is None:
         return None
     i, name = found
-    exc = next(s for s in cycle if s.edge == ".__traceback__")
     owner = cycle[i]
     in_generator = owner.type in _GENERATORS or any(s.type in _GENERATORS for s in cycle)
     via_tuple = any(s.type == "tuple" for s in cycle)
-    how = "a result of sys.exc_info() kept" if via_tuple else "the exception kept"
+    how = "a result of sys.exc_info() kept" if via_tuple else "the exception kept" if exc else "a traceback kept"
+    traceback = f"{_short(exc.type)}'s traceback" if exc else "traceback"
+    # A traceback returned by a function holds that function's frame, whose f_back is the caller's.
+    holds = "a frame it called, whose f_back is that frame" if any(s.edge == ".f_back" for s in cycle) \
+        else "that same frame"
     return Classification(
         "exception-in-local",
         f"the local '{name}' of {owner.function or 'a function'}() holds {how} after the handler; the "
-        f"{_short(exc.type)}'s traceback holds that same frame. `except E as e` deletes `e` at the end of "
+        f"{traceback} holds {holds}. `except E as e` deletes `e` at the end of "
         f"the handler, but not copies of it or of sys.exc_info()"
         + (" (and a generator or coroutine keeps its frame while suspended)." if in_generator else "."),
         f"delete the local when done with it: `del {name}` (or `{name} = None`) in a `finally:` block",
