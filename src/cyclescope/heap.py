@@ -213,7 +213,7 @@ class Snapshot:
         # outside" in every diff.)
         taken_at = time.time()
         frames = sys._current_frames()
-        named = [(name, id(obj), issubclass(type(obj), types.ModuleType)) for name, obj in extra_roots.items()]
+        named = [(name, id(obj), is_a(obj, types.ModuleType)) for name, obj in extra_roots.items()]
         seeds = gc.get_objects()
         if progress is not None and len(seeds) >= _PROGRESS_FROM:
             progress(f"snapshot of {len(seeds):,} objects...")
@@ -650,7 +650,7 @@ def _root_candidates(frames: dict[int, types.FrameType],
     found: list[tuple[int, str, str]] = [(address, "module" if is_module else "named", name)
                                          for name, address, is_module in named]
     for name, module in sorted(list(sys.modules.items()), key=lambda item: item[0]):
-        if issubclass(type(module), types.ModuleType):  # type(): no user __class__
+        if is_a(module, types.ModuleType):
             found.append((id(module), "module", f"module {name}"))
     for address, coroutine in pending_task_ids():
         found.append((address, "task", f"asyncio task {coroutine}()"))

@@ -26,7 +26,6 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import re
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any

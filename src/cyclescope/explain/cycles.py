@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from cyclescope._safe import is_a, module_namespace
-from cyclescope.describe import code_site, matches_any, short_type_name, type_module, type_name, type_names
+from cyclescope.describe import code_site, matches_any, type_module, type_name, type_names
 from cyclescope.explain.fixes import advise, copy_advice
 from cyclescope.explain.noise import is_noise
 from cyclescope.graph import (

@@ -45,7 +45,7 @@ def owners_of(cycle: Sequence[Step], step_objects: Sequence[object] | None = Non
         seen.add(step.type)
         if step.module == "__main__":
             obj = step_objects[i] if step_objects is not None else None
-            tp = obj if issubclass(type(obj), type) else type(obj)
+            tp = obj if is_a(obj, type) else type(obj)
             filename = _defining_file(tp) if obj is not None else None
             owners.append(Owner(type=step.type, kind="local", name="__main__",
                                 path=short_path(filename) if filename else None))
@@ -95,7 +95,7 @@ def _closure_definition(group: Group) -> list[FixLocation]:
 
 def _assignments(step: Step, obj: object) -> list[FixLocation]:
     name = attribute_name(step.edge)
-    if name is None or issubclass(type(obj), type):
+    if name is None or is_a(obj, type):
         return []
     return [
         FixLocation(location=site.location, text=site.text, role=f"assigns .{name}", function=site.qualname,

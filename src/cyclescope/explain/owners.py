@@ -20,7 +20,7 @@ import types
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from cyclescope._safe import module_namespace
+from cyclescope._safe import is_a, module_namespace
 
 __all__ = ["Owner", "owner_of_module", "distribution_version"]
 
@@ -119,7 +119,7 @@ def _top_level(module_name: str) -> str:
 
 def _module_file(module_name: str) -> str | None:
     module = sys.modules.get(module_name)
-    if module is None or not issubclass(type(module), types.ModuleType):
+    if module is None or not is_a(module, types.ModuleType):
         return None
     filename = module_namespace(module).get("__file__")
     return filename if type(filename) is str and filename else None
@@ -127,7 +127,7 @@ def _module_file(module_name: str) -> str | None:
 
 def _main_path(filename: str | None) -> str | None:
     module = sys.modules.get("__main__")
-    if module is not None and issubclass(type(module), types.ModuleType):
+    if module is not None and is_a(module, types.ModuleType):
         spec = module_namespace(module).get("__spec__")
         if type(spec) is importlib.machinery.ModuleSpec and type(spec.name) is str:
             relative = _relative_path(spec.name, filename)

@@ -335,10 +335,10 @@ def _class_registry(cycle: Sequence[Step]) -> Classification | None:
                     return Classification(
                         "class-registry",
                         f"a class-level {container.type} of {cls} keeps its instances, and every instance "
-                        f"refers to its class. Here the class itself was garbage (made per call): each "
-                        f"call leaks a class with all its instances until the cyclic GC runs.",
-                        f"hold instances weakly (`weakref.WeakSet()` / `WeakValueDictionary`) or remove them "
-                        f"when closed; and define the class once, at module level",
+                        "refers to its class. Here the class itself was garbage (made per call): each "
+                        "call leaks a class with all its instances until the cyclic GC runs.",
+                        "hold instances weakly (`weakref.WeakSet()` / `WeakValueDictionary`) or remove them "
+                        "when closed; and define the class once, at module level",
                         (i + j) % len(cycle),
                     )
     return None

@@ -29,7 +29,7 @@ import types
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
-from cyclescope._safe import module_namespace, type_mro, type_namespace
+from cyclescope._safe import is_a, module_namespace, type_mro, type_namespace
 from cyclescope.describe import redact_code, type_module
 from cyclescope.sourcelines import BoundedCache, file_key, read_source
 
@@ -66,7 +66,7 @@ def attribute_assignments(tp: type, attr: str, *, limit: int = 5) -> list[Source
     classes and classes whose source cannot be found or parsed contribute nothing.
     """
     found: list[SourceLocation] = []
-    if limit <= 0 or type(attr) is not str or not issubclass(type(tp), type):
+    if limit <= 0 or type(attr) is not str or not is_a(tp, type):
         return found
     seen: set[tuple[str, int]] = set()
     try:
@@ -117,7 +117,7 @@ def _class_assignments(klass: type, attr: str) -> list[SourceLocation]:
 def _candidate_files(module_name: str, code_lines: dict[str, list[int]]) -> list[str]:
     files: list[str] = []
     module = sys.modules.get(module_name)
-    if module is not None and issubclass(type(module), types.ModuleType):
+    if module is not None and is_a(module, types.ModuleType):
         filename = module_namespace(module).get("__file__")
         if type(filename) is str and filename.endswith(".py"):
             files.append(filename)

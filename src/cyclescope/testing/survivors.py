@@ -100,7 +100,7 @@ def pending_tasks(objects: Iterable[object]) -> list[PendingTask]:
 
 
 def _pending(obj: object, bases: tuple[type, ...]) -> PendingTask | None:
-    if not issubclass(type(obj), bases):  # type(), not isinstance(): no __class__ lookup
+    if not is_a(obj, bases):
         return None
     base = next(b for b in bases if b in type_mro(type(obj)))
     try:
