@@ -221,8 +221,10 @@ def _local_labels(names: list[tuple[str, str]] | None) -> Iterator[Label]:
         name, kind = names[0]
         if kind == "local":
             yield Label.same(f"local '{name}'", "local")
-        else:
+        elif kind == "cell":  # this function's own variable, which a nested function closes over
             yield Label.same(f"local '{name}' (cell)", "local")
+        else:  # a variable of the enclosing function, through the closure
+            yield Label.same(f"local '{name}' (closure)", "local")
 
 
 @_handles(types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)

@@ -132,6 +132,47 @@ def test_a_traceback_in_a_local_is_exception_in_local_through_f_back() -> None:
     assert "del tb" in (group.fix or "")
 
 
+def errors_kept_by_a_nested_function() -> list[BaseException]:
+    errors: list[BaseException] = []
+
+    def attempt() -> None:
+        try:
+            raise OSError("refused")
+        except OSError as exc:
+            errors.append(exc)  # the traceback keeps attempt()'s frame, the frame the cell of errors
+
+    attempt()
+    return errors
+
+
+def errors_deleted_as_advised() -> list[BaseException]:
+    errors: list[BaseException] = []
+    try:
+        def attempt() -> None:
+            try:
+                raise OSError("refused")
+            except OSError as exc:
+                errors.append(exc)
+
+        attempt()
+        return errors
+    finally:
+        del errors
+
+
+def test_a_closure_variable_is_deleted_in_the_function_that_owns_it() -> None:
+    # Found in aiohappyeyeballs' staggered_race (its nested run_one_coro stores each error
+    # in the enclosing function's list): `del exceptions` in the nested function would
+    # unbind the list the enclosing function returns.
+    group = only_group(errors_kept_by_a_nested_function)
+    assert group.pattern == "exception-in-local"
+    assert break_edge(group) == ("frame", "local 'errors' (closure)")
+    outer = "errors_kept_by_a_nested_function()" if sys.version_info >= (3, 11) else "the enclosing function"
+    assert f"in a `finally:` block of {outer}; attempt() only shares its cell" in (group.fix or "")
+    assert f"the variable 'errors' of {outer} (a closure cell attempt() shares)" in (group.explanation or "")
+    assert cyclescope.cycles_created_by(errors_deleted_as_advised).groups == []  # the advice works
+
+
 class Subscriber:
     def __init__(self) -> None:
         self.on_event = self.handle

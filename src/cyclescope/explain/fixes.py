@@ -18,7 +18,7 @@ from cyclescope.describe import short_path, source_line
 from cyclescope.explain.known import match_known_issue
 from cyclescope.explain.owners import Owner as ModuleOwner
 from cyclescope.explain.owners import distribution_version, owner_of_module
-from cyclescope.explain.patterns import Classification, attribute_name, classify, frame_local
+from cyclescope.explain.patterns import Classification, attribute_name, classify, frame_local, local_owner
 from cyclescope.explain.sources import attribute_assignments
 from cyclescope.report.model import FixLocation, Group, Owner, Step
 
@@ -126,11 +126,11 @@ def _yours_to_break(group: Group, found: Classification, step_objects: Sequence[
     frame = step_objects[step]
     if not is_a(frame, types.FrameType) or _frame_owner(frame).kind != "local":
         return found
-    function = group.cycle[step].function or "its function"
+    function, closure_note = local_owner(group.cycle[step])
     return Classification(
         found.pattern, found.explanation,
-        f"`del {name}` (or set it to None) in {function}() once the exception has been examined: "
-        f"{holder.type.rsplit('.', 1)[-1]} belongs to {holder_owner.name}, the local to your code",
+        f"`del {name}` (or set it to None) in {function} once the exception has been examined: "
+        f"{holder.type.rsplit('.', 1)[-1]} belongs to {holder_owner.name}, the local to your code{closure_note}",
         step,
     )
 

@@ -47,7 +47,7 @@ from typing import Callable, Sequence
 
 from cyclescope.report.model import Step
 
-__all__ = ["Classification", "classify", "attribute_name", "frame_local", "PATTERNS"]
+__all__ = ["Classification", "classify", "attribute_name", "frame_local", "local_owner", "PATTERNS"]
 
 CONTAINERS = frozenset({
     "dict", "list", "tuple", "set", "frozenset", "collections.deque", "collections.OrderedDict",
@@ -125,6 +125,19 @@ def frame_local(cycle: Sequence[Step]) -> tuple[int, str] | None:
         if (step.type == "frame" or step.type in _GENERATORS) and step.edge.startswith("local '"):
             return i, step.edge[len("local '"):].split("'", 1)[0]
     return None
+
+
+def local_owner(step: Step) -> tuple[str, str]:
+    """``(function, note)`` for the local on frame step ``step``: the function to delete
+    it in (``f()``), and "" or, for a closure variable (``local 'x' (closure)``), why that
+    is the enclosing function (named from the qualified name where there is one, 3.11+)."""
+    function = step.function or "its function"
+    if not step.edge.endswith(" (closure)"):
+        return f"{function}()", ""
+    outer = f"{function.rsplit('.<locals>.', 1)[0]}()" if ".<locals>." in function else "the enclosing function"
+    return outer, (f"; {function.rsplit('.', 1)[-1]}() only shares its cell, and deleting it there would "
+                   f"unbind it for {outer} too (a value {outer} returns is computed before its "
+                   f"`finally:` runs)")
 
 
 def _frame_and_way_back(cycle: Sequence[Step]) -> tuple[str, str]:
@@ -219,6 +232,7 @@ def _exception_in_local(cycle: Sequence[Step]) -> Classification | None:
         return None
     i, name = found
     owner = cycle[i]
+    function, closure_note = local_owner(owner)
     in_generator = owner.type in _GENERATORS or any(s.type in _GENERATORS for s in cycle)
     via_tuple = any(s.type == "tuple" for s in cycle)
     how = "a result of sys.exc_info() kept" if via_tuple else "the exception kept" if exc else "a traceback kept"
@@ -226,13 +240,19 @@ def _exception_in_local(cycle: Sequence[Step]) -> Classification | None:
     # A traceback returned by a function holds that function's frame, whose f_back is the caller's.
     holds = "a frame it called, whose f_back is that frame" if any(s.edge == ".f_back" for s in cycle) \
         else "that same frame"
+    whose = f"the local '{name}' of {owner.function or 'a function'}()"
+    if closure_note:  # the frame keeps the cell, the cell the enclosing function's variable
+        inner = (owner.function or "a nested function").rsplit(".", 1)[-1]
+        whose = f"the variable '{name}' of {function} (a closure cell {inner}() shares)"
+        holds = f"the frame of {inner}(), which keeps that cell"
     return Classification(
         "exception-in-local",
-        f"the local '{name}' of {owner.function or 'a function'}() holds {how} after the handler; the "
+        f"{whose} holds {how} after the handler; the "
         f"{traceback} holds {holds}. `except E as e` deletes `e` at the end of "
         f"the handler, but not copies of it or of sys.exc_info()"
         + (" (and a generator or coroutine keeps its frame while suspended)." if in_generator else "."),
-        f"delete the local when done with it: `del {name}` (or `{name} = None`) in a `finally:` block",
+        f"delete the local when done with it: `del {name}` (or `{name} = None`) in a `finally:` block"
+        + (f" of {function}{closure_note}" if closure_note else ""),
         i,
     )
 
