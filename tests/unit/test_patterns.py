@@ -320,6 +320,18 @@ def test_unknown_shape_gets_no_advice() -> None:
     assert "no known pattern" in found.explanation
 
 
+@pytest.mark.parametrize(("edge", "where"), [("._exception", "Queue._exception"), ("['error']", "Queue['error']"),
+                                             ("referent #3", "Queue's referent #3")])
+def test_the_holders_edge_is_named_as_the_report_shows_it(edge: str, where: str) -> None:
+    # aiohttp's Cython WebSocketDataQueue keeps its exception in a private C field, which
+    # nothing names: the fix read "clear WebSocketDataQueuereferent #3".
+    steps = [Step("app.Queue", edge, module="app"), Step("ValueError", ".__traceback__"),
+             Step("traceback", ".tb_frame"), Step("frame", "local 'self'", edge_kind="local", function="Queue.fail")]
+    found = classify(steps)
+    assert found.pattern == "stored-exception" and found.break_step == 0
+    assert f"clear {where} (set it to None)" in (found.fix or "")
+
+
 def test_every_rule_name_is_documented() -> None:
     import cyclescope.explain.patterns as module
 

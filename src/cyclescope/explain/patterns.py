@@ -113,10 +113,16 @@ def _holder_before(cycle: Sequence[Step], i: int) -> int:
 
 
 def _edge_text(cycle: Sequence[Step], i: int) -> str:
-    """``ResponseHandler._exception`` or ``dict['key']``: where step ``i``'s edge leads from."""
+    """``ResponseHandler._exception``, ``dict['key']`` or, for a reference no name was
+    found for (a compiled class's private field), ``WebSocketDataQueue's referent #3``:
+    where step ``i``'s edge leads from."""
     step = cycle[i]
     name = attribute_name(step.edge)
-    return f"{_short(step.type)}.{name}" if name else f"{_short(step.type)}{step.edge}"
+    if name:
+        return f"{_short(step.type)}.{name}"
+    if step.edge.startswith(("[", "{")):
+        return f"{_short(step.type)}{step.edge}"
+    return f"{_short(step.type)}'s {step.edge}"
 
 
 def frame_local(cycle: Sequence[Step]) -> tuple[int, str] | None:
