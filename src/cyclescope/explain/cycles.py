@@ -201,6 +201,8 @@ def _labelled_cycle(objects: Sequence[object]) -> tuple[list[Step], list[str], l
         if merged is not None:
             label = merged
             i += 1  # the dict or args tuple in between is folded into this step
+        elif label.kind == "key" and is_a(obj, dict) and _one_of_many(obj, objects[(i + 1) % k]):  # type: ignore[arg-type]
+            label = Label(label.shown, "[key]", label.kind)
         step = _describe_step(obj, label)
         before, before_label = objects[i - 1], labels[i - 1]
         if is_a(obj, types.FrameType) and is_a(before, types.TracebackType) and before_label.shown == ".tb_frame":
@@ -210,6 +212,28 @@ def _labelled_cycle(objects: Sequence[object]) -> tuple[list[Step], list[str], l
         tokens.append(_signature_token(obj, step, label))
         i += 1
     return steps, _fold_repeats(tokens), step_objects
+
+
+#: Past this many values a dict's key is taken for data, whatever the types.
+_SCAN_LIMIT = 10_000
+
+
+def _one_of_many(container: dict, value: object) -> bool:
+    """Whether ``value`` is one of several values of its exact type in ``container``
+    (or the dict is too large to tell). Which of them a cycle is shown through is then
+    chance: the dict's insertion order, say, from a set iterated in hash order (aiohttp's
+    routes by method: 'COPY' in one run, 'SUBSCRIBE' in the next). Its key must not split
+    the signature, or a baseline would not know the same cycle the next day."""
+    tp = type(value)
+    found = 0
+    for n, other in enumerate(dict.values(container)):
+        if n >= _SCAN_LIMIT:
+            return True
+        if type(other) is tp:
+            found += 1
+            if found > 1:
+                return True
+    return False
 
 
 def _signature_token(obj: object, step: Step, label: Label) -> str:
