@@ -48,7 +48,7 @@ def type_module(tp: type) -> str:
         module = _TYPE_MODULE.__get__(tp)
     except Exception:
         return ""
-    return module if is_a(module, str) else ""
+    return module if type(module) is str else ""  # (a str subclass formats and compares by its own code)
 
 
 def _qualname(tp: type) -> str:
@@ -56,7 +56,7 @@ def _qualname(tp: type) -> str:
         qualname = _TYPE_QUALNAME.__get__(tp)
     except Exception:
         return "?"
-    return qualname if is_a(qualname, str) else "?"
+    return qualname if type(qualname) is str else "?"
 
 
 def _qualified(qualname: str, module: str) -> str:
@@ -83,6 +83,8 @@ def named_type(tp: type) -> tuple[str, set[str]]:
     try:
         name = type.__dict__["__name__"].__get__(tp)
     except Exception:
+        name = "?"
+    if type(name) is not str:  # (a str subclass hashes by its own code)
         name = "?"
     qualname = _qualname(tp)
     qualified = _qualified(qualname, type_module(tp))

@@ -313,3 +313,34 @@ def test_a_key_among_interchangeable_values_does_not_split_the_signature() -> No
     assert {s.edge for s in one[0].cycle} & {"['COPY']", "['SUBSCRIBE']"}, "the key shown stays"
     (single,) = analyse(saved_garbage(lambda: Resource(["GET"]))).groups
     assert "dict ['GET']" in single.signature  # the only route: its key says which one
+
+
+def test_names_that_are_str_subclasses_are_not_used() -> None:
+    # A class's __module__ and __qualname__, and a module's __name__, may be set to a str
+    # subclass, whose __eq__ and __format__ are its author's code.
+    called: list[str] = []
+
+    class Sneaky(str):
+        def __eq__(self, other: object) -> bool:
+            called.append("__eq__")
+            return False
+
+        def __hash__(self) -> int:
+            return 1
+
+        def __format__(self, spec: str) -> str:
+            called.append("__format__")
+            return "formatted"
+
+    def make() -> None:
+        cls = type("Made", (), {})
+        cls.__name__ = Sneaky("Made")
+        cls.__module__ = Sneaky("app.models")
+        cls.__qualname__ = Sneaky("Made")
+        module = types.ModuleType("made")
+        module.__name__ = Sneaky("made")
+        cls.module = module
+        module.cls = cls
+
+    groups = analyse(saved_garbage(make), AnalysisOptions(include_noise=True, types=("*",))).groups
+    assert groups and not called

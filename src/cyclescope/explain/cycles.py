@@ -184,7 +184,7 @@ def _at_traceback_line(step: Step, tb: types.TracebackType) -> None:
 
 def _module_name(module: types.ModuleType) -> str:
     name = dict.get(module_namespace(module), "__name__")
-    return name if is_a(name, str) else "?"
+    return name if type(name) is str else "?"
 
 
 def _labelled_cycle(objects: Sequence[object]) -> tuple[list[Step], list[str], list[object]]:
