@@ -121,7 +121,7 @@ def _is_asyncio_module(obj: object) -> bool:
     if type(obj) is not types.ModuleType:
         return False
     name = dict.get(module_namespace(obj), "__name__")  # type: ignore[arg-type]
-    return name == "_asyncio"
+    return type(name) is str and name == "_asyncio"  # (a str subclass would compare by its own __eq__)
 
 
 class TypeIds:
