@@ -19,8 +19,6 @@ import threading
 import tokenize
 from typing import Callable, Generic, Hashable, TypeVar
 
-from cyclescope._safe import is_a
-
 __all__ = ["BoundedCache", "file_key", "getline", "read_source", "MAX_FILE_BYTES"]
 
 #: Larger files are not read (a generated module of megabytes is no place for a fix).
@@ -53,8 +51,9 @@ class BoundedCache(Generic[V]):
 def _is_path(path: object) -> bool:
     # A file name, never a number: os.stat(1) and open(1) are standard output, and an
     # object with __index__ (any MagicMock) counts as 1. Reading it, tokenize.open
-    # fails and closes it.
-    return is_a(path, str)
+    # fails and closes it. An exact str, as every name read off an object: a subclass
+    # would hash (linecache's lookup) by its own code.
+    return type(path) is str
 
 
 def file_key(path: str) -> tuple[str, int, int] | None:

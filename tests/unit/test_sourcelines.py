@@ -71,7 +71,8 @@ def test_a_number_is_no_file_name_even_when_standard_output_is_a_file(tmp_path: 
     out = tmp_path / "out.txt"
     code = ("from cyclescope import sourcelines\n"
             "class IntLike:\n    def __index__(self): return 1\n"
-            "for path in (1, IntLike()):\n"
+            "class Hashing(str):\n    def __hash__(self): raise AssertionError('hashed')\n"
+            "for path in (1, IntLike(), Hashing(sourcelines.__file__)):\n"
             "    assert sourcelines.read_source(path) is None and sourcelines.file_key(path) is None\n"
             "    assert sourcelines.getline(path, 1) == ''\n"
             "print('standard output still open')\n")
